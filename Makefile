@@ -1,0 +1,30 @@
+# Every target creates the virtual environment when it is missing.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: help venv test lab demo bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch + torchvision from the registry as one matching pair, then the package.
+	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -c "import torch, torchvision.ops; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (pi2sb-lab)" >/dev/null
+	touch $(STAMP)
+
+venv: $(STAMP)  ## create .venv with everything installed
+
+test: $(STAMP)  ## run the whole test suite (unit, theory, notebooks, nbval)
+	$(PY) -m pytest
+
+lab: $(STAMP)  ## JupyterLab; the notebooks/*.py files open as notebooks (jupytext)
+	$(VENV)/bin/jupyter lab --notebook-dir=.
+
+clean:  ## remove caches and run folders (keeps .venv)
+	rm -rf .pytest_cache runs build *.egg-info

@@ -1,0 +1,131 @@
+"""The Dirac-pair bridge: the Schrödinger bridge between one clean X0 and one degraded X1.
+
+With f := 0 and both boundaries Dirac masses (I2SB Cor. 3.2, P-I2SB Thm. 4.1) the
+bridge is Gaussian at every t with a closed form (I2SB Prop. 3.3, eq. 11):
+
+    q(X_t | X0, X1) = N(μ_t, Σ_t I),
+    μ_t = σ̄²_t/(σ̄²_t + σ²_t) X0 + σ²_t/(σ̄²_t + σ²_t) X1,
+    Σ_t = σ²_t σ̄²_t/(σ̄²_t + σ²_t).
+
+Everything here is elementwise in the data, so the same functions serve 2D points
+``(B, D)`` and images ``(B, C, H, W)``. ``t`` is a scalar or a ``(B,)`` tensor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+
+from .schedule import Schedule, Time, as_time
+
+
+@dataclass(frozen=True)
+class BridgeCoeffs:
+    """Coefficients of q(X_t | X0, X1) = N(mu_x0·X0 + mu_x1·X1, var·I) (I2SB Prop. 3.3)."""
+
+    mu_x0: torch.Tensor
+    mu_x1: torch.Tensor
+    var: torch.Tensor
+
+    @property
+    def std(self) -> torch.Tensor:
+        return self.var.sqrt()
+
+
+class StepPosterior(NamedTuple):
+    """p(X_s | X0, X_t) = N(mean, std²·I); unpacks as ``mean, std``."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+
+def _expand(coef: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Broadcast a scalar or per-sample ``(B,)`` coefficient against data of shape ``(B, ...)``."""
+    coef = coef.to(device=like.device, dtype=like.dtype)
+    if coef.ndim == 0:
+        return coef
+    if coef.ndim != 1 or coef.shape[0] != like.shape[0]:
+        raise ValueError(
+            f"t must be a scalar or have shape (batch,) = ({like.shape[0]},); got shape {tuple(coef.shape)}"
+        )
+    return coef.reshape(-1, *([1] * (like.ndim - 1)))
+
+
+def _check_pair(a: torch.Tensor, b: torch.Tensor, names: tuple[str, str]) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"{names[0]} and {names[1]} must have the same shape; got {tuple(a.shape)} and {tuple(b.shape)}")
+
+
+def randn_like(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Standard normal noise shaped like ``x``, drawn on the generator's device so seeds reproduce."""
+    if generator is None:
+        return torch.randn_like(x)
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=generator.device).to(x.device)
+
+
+def posterior(schedule: Schedule, t: Time) -> BridgeCoeffs:
+    """Mean coefficients and variance of q(X_t | X0, X1) at time(s) ``t`` (I2SB Prop. 3.3, eq. 11)."""
+    t = as_time(t)
+    s2, sb2 = schedule.sigma2(t), schedule.sigma_bar2(t)
+    total = s2 + sb2
+    return BridgeCoeffs(mu_x0=sb2 / total, mu_x1=s2 / total, var=s2 * sb2 / total)
+
+
+def sample_xt(
+    schedule: Schedule,
+    x0: torch.Tensor,
+    x1: torch.Tensor,
+    t: Time,
+    *,
+    ot_ode: bool = False,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Draw X_t ~ q(X_t | X0, X1) (I2SB Alg. 1 line 4); with ``ot_ode`` return the mean μ_t (Prop. 3.4)."""
+    _check_pair(x0, x1, ("x0", "x1"))
+    c = posterior(schedule, t)
+    xt = _expand(c.mu_x0, x0) * x0 + _expand(c.mu_x1, x0) * x1
+    if ot_ode:
+        return xt
+    return xt + _expand(c.std, x0) * randn_like(x0, generator)
+
+
+def eps_target(schedule: Schedule, x_t: torch.Tensor, x0: torch.Tensor, t: Time) -> torch.Tensor:
+    """The regression target (X_t − X0)/σ_t of the ε-network (I2SB eq. 12). Needs t > 0."""
+    _check_pair(x_t, x0, ("x_t", "x0"))
+    t = as_time(t)
+    if (t <= 0).any():
+        raise ValueError("t must be > 0 for eps_target: σ_0 = 0 (the target is undefined at the clean end)")
+    return (x_t - x0) / _expand(schedule.sigma(t), x_t)
+
+
+def step_posterior(schedule: Schedule, x0: torch.Tensor, x_t: torch.Tensor, t: Time, s: Time) -> StepPosterior:
+    """p(X_s | X0, X_t) for s < t: one DDPM step of the bridge (I2SB eq. 4, proof of Prop. 3.3).
+
+    With α² = ∫ₛᵗ β = σ²_t − σ²_s:  mean = (α² X0 + σ²_s X_t)/σ²_t,  var = σ²_s α²/σ²_t.
+    At s = 0 the step lands exactly on X0. Iterating it with the true X0 keeps the
+    marginals equal to q(X_s | X0, X1) (the second half of Prop. 3.3).
+    """
+    _check_pair(x0, x_t, ("x0", "x_t"))
+    t, s = as_time(t, name="t"), as_time(s, name="s")
+    if (s >= t).any():
+        raise ValueError("step_posterior needs s < t (the sampler walks from t = 1 towards t = 0)")
+    s2_t, s2_s = schedule.sigma2(t), schedule.sigma2(s)
+    alpha2 = s2_t - s2_s
+    mean = _expand(alpha2 / s2_t, x0) * x0 + _expand(s2_s / s2_t, x0) * x_t
+    std = (s2_s * alpha2 / s2_t).sqrt()
+    return StepPosterior(mean=mean, std=_expand(std, x0))
+
+
+def ot_velocity(schedule: Schedule, x_t: torch.Tensor, x0: torch.Tensor, t: Time) -> torch.Tensor:
+    """The OT-ODE drift v_t = β_t/σ²_t (X_t − X0) of I2SB Prop. 3.4, eq. 13 (forward in t).
+
+    Integrated from X0 … or, as a sampler does, backwards from X1 at t = 1, it
+    traces the posterior mean μ_t. Needs t > 0.
+    """
+    _check_pair(x_t, x0, ("x_t", "x0"))
+    t = as_time(t)
+    if (t <= 0).any():
+        raise ValueError("t must be > 0 for ot_velocity: β/σ² is singular at the clean end")
+    return _expand(schedule.beta(t) / schedule.sigma2(t), x_t) * (x_t - x0)

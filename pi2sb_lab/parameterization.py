@@ -1,0 +1,153 @@
+"""What a network's output means: ε, x0, or I2SB's Karras-style preconditioning.
+
+A parameterization wraps any backbone ``net(x_t, t, cond=None)`` and itself obeys
+the same interface (its ``forward`` is the raw network output). It adds
+``target(x_t, x0, t)``, the regression target of the loss, and
+``pred_x0(x_t, t, cond)``, the clean estimate the sampler needs (I2SB Alg. 2 line 3).
+The backbone never knows which one it is inside.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .bridge import _expand, eps_target, posterior
+from .schedule import Schedule, Time, as_time
+
+Model = Callable[..., torch.Tensor]
+
+
+class Parameterization(nn.Module):
+    """Base class. Subclasses define ``target`` and ``pred_x0``."""
+
+    name = "base"
+
+    def __init__(self, backbone: Model, schedule: Schedule) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.schedule = schedule
+
+    def _net(self, x_t: torch.Tensor, t: torch.Tensor, cond=None) -> torch.Tensor:
+        return self.backbone(x_t, _batch_time(t, x_t), cond)
+
+    def forward(self, x_t: torch.Tensor, t: Time, cond=None) -> torch.Tensor:
+        return self._net(x_t, as_time(t), cond)
+
+    def target(self, x_t: torch.Tensor, x0: torch.Tensor, t: Time) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def pred_x0(self, x_t: torch.Tensor, t: Time, cond=None) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+
+def _batch_time(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Continuous time as a ``(B,)`` tensor on the data's device, as every backbone receives it."""
+    t = t.to(device=x.device, dtype=x.dtype if x.is_floating_point() else torch.float32)
+    return t.expand(x.shape[0]) if t.ndim == 0 else t
+
+
+class EpsParam(Parameterization):
+    """ε-prediction (I2SB eq. 12, the default): target (X_t − X0)/σ_t, X0 = X_t − σ_t ε."""
+
+    name = "eps"
+
+    def target(self, x_t, x0, t):
+        return eps_target(self.schedule, x_t, x0, t)
+
+    def pred_x0(self, x_t, t, cond=None):
+        t = as_time(t)
+        return x_t - _expand(self.schedule.sigma(t), x_t) * self._net(x_t, t, cond)
+
+
+class X0Param(Parameterization):
+    """Direct x0-prediction: the network output is the clean estimate itself."""
+
+    name = "x0"
+
+    def target(self, x_t, x0, t):
+        return x0
+
+    def pred_x0(self, x_t, t, cond=None):
+        return self._net(x_t, as_time(t), cond)
+
+
+class KarrasParam(Parameterization):
+    """Karras-style preconditioning re-derived for the bridge (I2SB App. C.3, eq. 22–23).
+
+    With X_t = a X0 + b X1 + √Σ_t ε (Prop. 3.3) and per-element data statistics
+    V0 = Var[X0], V1 = Var[X1], C01 = Cov[X0, X1]:
+
+        Var[X_t]     = a² V0 + b² V1 + 2ab C01 + Σ_t     (Σ_t = 0 for OT-ODE training)
+        Cov[X0, X_t] = a V0 + b C01
+        c_in = 1/√Var[X_t],  c_skip = Cov/Var[X_t],  c_out = √(V0 − Cov²/Var[X_t])
+
+    The network sees c_in X_t and is trained on (c_skip X_t − X0)/c_out (eq. 22);
+    then X0 = c_skip X_t − c_out · out. Use :meth:`from_data` to estimate the statistics.
+    """
+
+    name = "karras"
+
+    def __init__(self, backbone: Model, schedule: Schedule, *, var_x0: float = 0.25, var_x1: float = 0.25,
+                 cov_x0x1: float = 0.2, ot_ode: bool = False) -> None:
+        super().__init__(backbone, schedule)
+        if var_x0 <= 0 or var_x1 < 0 or cov_x0x1**2 > var_x0 * var_x1 * (1 + 1e-9):
+            raise ValueError(
+                f"need var_x0 > 0, var_x1 >= 0 and cov_x0x1² <= var_x0·var_x1; got {var_x0}, {var_x1}, {cov_x0x1}"
+            )
+        self.register_buffer("stats", torch.tensor([var_x0, var_x1, cov_x0x1], dtype=torch.float64))
+        self.ot_ode = ot_ode
+
+    @classmethod
+    def from_data(cls, backbone: Model, schedule: Schedule, x0: torch.Tensor, x1: torch.Tensor, *,
+                  ot_ode: bool = False) -> "KarrasParam":
+        """Estimate V0, V1 and C01 (averaged over elements) from a batch of pairs (eq. 23 needs them)."""
+        if x0.shape != x1.shape:
+            raise ValueError(f"x0 and x1 must have the same shape; got {tuple(x0.shape)} and {tuple(x1.shape)}")
+        a, b = x0.double(), x1.double()
+        a, b = a - a.mean(0, keepdim=True), b - b.mean(0, keepdim=True)
+        v0, v1, c01 = (a * a).mean().item(), (b * b).mean().item(), (a * b).mean().item()
+        return cls(backbone, schedule, var_x0=v0, var_x1=v1, cov_x0x1=c01, ot_ode=ot_ode)
+
+    def coefficients(self, t: Time) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(c_in, c_skip, c_out) at time(s) t, in float64."""
+        v0, v1, c01 = self.stats.cpu()
+        c = posterior(self.schedule, as_time(t).double().cpu())
+        var_xt = c.mu_x0**2 * v0 + c.mu_x1**2 * v1 + 2 * c.mu_x0 * c.mu_x1 * c01 + (0 if self.ot_ode else c.var)
+        cov = c.mu_x0 * v0 + c.mu_x1 * c01
+        c_out = (v0 - cov**2 / var_xt).clamp_min(1e-12).sqrt()
+        return var_xt.rsqrt(), cov / var_xt, c_out
+
+    def forward(self, x_t, t, cond=None):
+        t = as_time(t)
+        c_in, _, _ = self.coefficients(t)
+        return self._net(_expand(c_in, x_t) * x_t, t, cond)
+
+    def target(self, x_t, x0, t):
+        _, c_skip, c_out = self.coefficients(t)
+        return (_expand(c_skip, x_t) * x_t - x0) / _expand(c_out, x_t)
+
+    def pred_x0(self, x_t, t, cond=None):
+        _, c_skip, c_out = self.coefficients(t)
+        return _expand(c_skip, x_t) * x_t - _expand(c_out, x_t) * self.forward(x_t, t, cond)
+
+
+PARAMETERIZATIONS: dict[str, type[Parameterization]] = {"eps": EpsParam, "x0": X0Param, "karras": KarrasParam}
+
+
+def parameterize(name: str, backbone: Model, schedule: Schedule, **kwargs) -> Parameterization:
+    """Wrap ``backbone`` in the parameterization called ``name`` ("eps", "x0" or "karras")."""
+    if name not in PARAMETERIZATIONS:
+        raise ValueError(f"parameterization must be one of {sorted(PARAMETERIZATIONS)}; got {name!r}")
+    return PARAMETERIZATIONS[name](backbone, schedule, **kwargs)
+
+
+def as_parameterization(model: Model, schedule: Schedule) -> Parameterization:
+    """A parameterization as given, or a bare network read as ε-prediction (the I2SB default)."""
+    if isinstance(model, Parameterization):
+        if model.schedule != schedule:
+            raise ValueError(f"the model was wrapped for {model.schedule!r} but is used with {schedule!r}")
+        return model
+    return EpsParam(model, schedule)

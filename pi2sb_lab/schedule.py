@@ -1,0 +1,207 @@
+"""Continuous-time diffusion schedules β(t) on [0, 1] and the step grids samplers walk.
+
+Time runs from clean (t = 0) to degraded (t = 1). A schedule is a rate β(t)
+with closed-form integrals
+
+    σ²(t) = ∫₀ᵗ β(τ) dτ        (variance accumulated from the clean side)
+    σ̄²(t) = ∫ₜ¹ β(τ) dτ        (variance accumulated from the degraded side)
+
+(I2SB Prop. 3.3). A sampler's step grid is a separate object, so the shape of
+β never depends on the number of steps (the NVlabs/I2SB #11 bug).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Iterator
+
+import torch
+
+Time = torch.Tensor | float
+
+GRIDS = ("uniform", "quadratic")
+
+
+def as_time(t: Time, *, name: str = "t") -> torch.Tensor:
+    """``t`` as a tensor (float64 unless it already is a floating tensor), checked to lie in [0, 1]."""
+    if not torch.is_tensor(t):
+        t = torch.as_tensor(t, dtype=torch.float64)
+    elif not t.is_floating_point():
+        t = t.to(torch.float64)
+    if t.numel() and (torch.isnan(t).any() or t.min() < 0 or t.max() > 1):
+        lo, hi = t.min().item(), t.max().item()
+        raise ValueError(f"{name} must lie in [0, 1] (t=0 clean, t=1 degraded); got values in [{lo:g}, {hi:g}]")
+    return t
+
+
+class Schedule:
+    """Base class: subclasses define ``beta`` and ``sigma2``; ``sigma_bar2`` and the rest follow."""
+
+    def beta(self, t: Time) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def sigma2(self, t: Time) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def sigma_bar2(self, t: Time) -> torch.Tensor:
+        t = as_time(t)
+        return self.sigma2(torch.ones_like(t)) - self.sigma2(t)
+
+    def sigma(self, t: Time) -> torch.Tensor:
+        return self.sigma2(t).sqrt()
+
+    @property
+    def total(self) -> float:
+        """σ²(1) = σ̄²(0) = ∫₀¹ β: the constant σ²(t) + σ̄²(t)."""
+        return float(self.sigma2(1.0))
+
+    def scaled(self, c: float) -> "Schedule":  # pragma: no cover - abstract
+        """The same shape with β multiplied by ``c`` (Prop. 3.4's β → 0 limit as c → 0)."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class SymmetricSchedule(Schedule):
+    """I2SB's symmetric schedule (I2SB Fig. 6), in continuous time.
+
+    β(t) = (√β_min + 2t(√β_max − √β_min))² for t ≤ ½ and β(t) = β(1 − t) for t > ½:
+    small at both ends, largest in the middle. β_min = 0.1, β_max = 0.3 is the
+    continuous version of I2SB's default 1000-step schedule (per-step betas
+    1e-4 … 3e-4 are β(t)/1000).
+    """
+
+    beta_min: float = 0.1
+    beta_max: float = 0.3
+
+    def __post_init__(self) -> None:
+        if not (self.beta_min > 0 and self.beta_max > 0):
+            raise ValueError(f"beta_min and beta_max must be > 0; got {self.beta_min}, {self.beta_max}")
+
+    def _half(self, t: torch.Tensor) -> tuple[torch.Tensor, float]:
+        a = self.beta_min**0.5
+        return a + 2.0 * t * (self.beta_max**0.5 - a), a
+
+    def beta(self, t: Time) -> torch.Tensor:
+        t = as_time(t)
+        # torch.where, not torch.minimum: at the tie t = ½ minimum splits the gradient in two.
+        u, _ = self._half(torch.where(t <= 0.5, t, 1.0 - t))
+        return u * u
+
+    def _left_integral(self, t: torch.Tensor) -> torch.Tensor:
+        # ∫₀ᵗ (a + 2τ(b − a))² dτ = (u³ − a³) / (6(b − a)) with u = a + 2t(b − a);
+        # factoring u − a = 2t(b − a) gives t(u² + ua + a²)/3, which also holds for b = a.
+        u, a = self._half(t)
+        return t * (u * u + u * a + a * a) / 3.0
+
+    def sigma2(self, t: Time) -> torch.Tensor:
+        t = as_time(t)
+        half = torch.full_like(t, 0.5)
+        left = self._left_integral(torch.where(t <= 0.5, t, half))
+        right = 2 * self._left_integral(half) - self._left_integral(torch.where(t > 0.5, 1.0 - t, half))
+        return torch.where(t <= 0.5, left, right)
+
+    def sigma_bar2(self, t: Time) -> torch.Tensor:
+        # β is symmetric, so ∫ₜ¹ β = ∫₀^{1−t} β; computing it this way keeps full
+        # relative precision near t = 1 instead of subtracting two close numbers.
+        t = as_time(t)
+        return self.sigma2(1.0 - t)
+
+    def scaled(self, c: float) -> "SymmetricSchedule":
+        if not c > 0:
+            raise ValueError(f"scale c must be > 0; got {c}")
+        return replace(self, beta_min=self.beta_min * c, beta_max=self.beta_max * c)
+
+
+class ConstantSchedule(Schedule):
+    """β(t) = β: σ²(t) = βt, σ̄²(t) = β(1 − t). With β small this is I2SB Cor. 3.5's OT displacement.
+
+    (A plain class rather than a dataclass because the field ``beta`` would shadow
+    the method ``beta(t)``; it is immutable all the same.)
+    """
+
+    __slots__ = ("_beta",)
+
+    def __init__(self, beta: float = 0.1) -> None:
+        if not beta > 0:
+            raise ValueError(f"beta must be > 0; got {beta}")
+        object.__setattr__(self, "_beta", float(beta))
+
+    def __setattr__(self, name, value):
+        raise AttributeError("ConstantSchedule is immutable")
+
+    def __repr__(self) -> str:
+        return f"ConstantSchedule(beta={self._beta!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, ConstantSchedule) and other._beta == self._beta
+
+    def __hash__(self) -> int:
+        return hash(("constant", self._beta))
+
+    @property
+    def beta_value(self) -> float:
+        return self._beta
+
+    def beta(self, t: Time) -> torch.Tensor:
+        return torch.full_like(as_time(t), self._beta)
+
+    def sigma2(self, t: Time) -> torch.Tensor:
+        return self._beta * as_time(t)
+
+    def sigma_bar2(self, t: Time) -> torch.Tensor:
+        return self._beta * (1.0 - as_time(t))
+
+    def scaled(self, c: float) -> "ConstantSchedule":
+        if not c > 0:
+            raise ValueError(f"scale c must be > 0; got {c}")
+        return ConstantSchedule(self._beta * c)
+
+
+SCHEDULES = {"symmetric": SymmetricSchedule, "constant": ConstantSchedule}
+
+
+def make_schedule(name: str, **kwargs) -> Schedule:
+    """Build a schedule by name (``"symmetric"`` or ``"constant"``)."""
+    if name not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {sorted(SCHEDULES)}; got {name!r}")
+    return SCHEDULES[name](**kwargs)
+
+
+@dataclass(frozen=True)
+class TimeGrid:
+    """The one stored grid 0 = t_0 < t_1 < … < t_N = 1 that sampling (and grid training) index.
+
+    ``uniform``: t_n = n/N. ``quadratic``: t_n = (n/N)², denser near the clean end where
+    the last steps decide fine detail (the "quadratic discretization" I2SB uses).
+    Steps are read from this stored tensor, never recomputed by a formula, so the
+    previous time of a step always agrees with the grid (the diffusers #9261 bug).
+    """
+
+    t: torch.Tensor
+    kind: str
+
+    @property
+    def nfe(self) -> int:
+        return self.t.numel() - 1
+
+    def steps(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Pairs ``(t_n, t_{n-1})`` from n = N down to 1: the sampler's walk from degraded to clean."""
+        for n in range(self.nfe, 0, -1):
+            yield self.t[n], self.t[n - 1]
+
+    def sample(self, batch: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Training times drawn uniformly from the grid points t_1 … t_N (t_0 = 0 has σ = 0)."""
+        idx = torch.randint(1, self.nfe + 1, (batch,), generator=generator)
+        return self.t[idx]
+
+
+def time_grid(nfe: int, grid: str = "quadratic", *, dtype: torch.dtype = torch.float64) -> TimeGrid:
+    """A :class:`TimeGrid` of ``nfe`` steps (``nfe + 1`` points from 0 to 1)."""
+    if not isinstance(nfe, int) or isinstance(nfe, bool) or nfe < 1:
+        raise ValueError(f"nfe must be an integer >= 1; got {nfe!r}")
+    if grid not in GRIDS:
+        raise ValueError(f"grid must be one of {list(GRIDS)}; got {grid!r}")
+    u = torch.arange(nfe + 1, dtype=torch.float64) / nfe
+    t = u if grid == "uniform" else u * u
+    t[-1] = 1.0  # exact endpoint
+    return TimeGrid(t=t.to(dtype), kind=grid)

@@ -1,0 +1,29 @@
+import pytest
+import torch
+
+_EXACT_ERRORS: dict[str, float] = {}
+
+
+@pytest.fixture
+def gen():
+    """A seeded generator: tests never depend on a random seed."""
+    return torch.Generator().manual_seed(1234)
+
+
+@pytest.fixture
+def exact(request):
+    """``exact(err, tol)`` asserts ``err < tol`` and records the largest error each closed-form check saw."""
+
+    def check(err: float, tol: float = 1e-10, what: str = "") -> None:
+        name = request.node.name + (f"[{what}]" if what else "")
+        _EXACT_ERRORS[name] = max(float(err), _EXACT_ERRORS.get(name, 0.0))
+        assert err < tol, f"{name}: largest error {err:.3e} exceeds {tol:.1e}"
+
+    return check
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _EXACT_ERRORS:
+        terminalreporter.section("largest error seen by each exact (float64) check")
+        for name, err in sorted(_EXACT_ERRORS.items()):
+            terminalreporter.write_line(f"{err:10.2e}  {name}")
