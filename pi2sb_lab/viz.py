@@ -1,0 +1,63 @@
+"""Matplotlib figures shared by the notebooks and the toy/full drivers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+
+def savefig(fig: plt.Figure, path: str | Path, *, dpi: int = 120) -> Path:
+    """Save ``fig`` to ``path`` (parents created) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    return path
+
+
+def to_numpy_image(x: torch.Tensor) -> np.ndarray:
+    """One image ``(C, H, W)`` in [-1, 1] → ``(H, W)`` or ``(H, W, 3)`` floats in [0, 1] for imshow."""
+    x = ((x.detach().float().cpu().clamp(-1, 1) + 1) / 2).numpy()
+    return x[0] if x.shape[0] == 1 else np.transpose(x[:3], (1, 2, 0))
+
+
+def image_grid(rows: Sequence[torch.Tensor], row_titles: Sequence[str], *, max_cols: int = 8,
+               size: float = 1.1, title: str | None = None) -> plt.Figure:
+    """A grid with one row per batch ``(N, C, H, W)`` (e.g. LQ / each variant / HQ), first ``max_cols`` images."""
+    if len(rows) != len(row_titles):
+        raise ValueError(f"rows and row_titles must have the same length; got {len(rows)} and {len(row_titles)}")
+    cols = min(max_cols, min(r.shape[0] for r in rows))
+    fig, axes = plt.subplots(len(rows), cols, figsize=(size * cols + 1.2, size * len(rows)), squeeze=False)
+    for i, (batch, name) in enumerate(zip(rows, row_titles)):
+        for j in range(cols):
+            ax = axes[i, j]
+            ax.imshow(to_numpy_image(batch[j]), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([]), ax.set_yticks([])
+        axes[i, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_band(ax: plt.Axes, t: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, *, color: str = "C0",
+              label: str | None = None, k: float = 1.0) -> None:
+    """A mean line with a ±k·std band over time (t on the x-axis, clean t=0 on the left)."""
+    t, mean, std = (np.asarray(v.detach().cpu()) for v in (t, mean, std))
+    ax.plot(t, mean, color=color, lw=2, label=label)
+    ax.fill_between(t, mean - k * std, mean + k * std, color=color, alpha=0.2)
+
+
+def plot_2d_paths(ax: plt.Axes, trajectory: torch.Tensor, *, color: str = "C0", alpha: float = 0.4,
+                  lw: float = 0.8, max_paths: int = 200, endpoints: bool = True) -> None:
+    """Paths of 2D points: ``trajectory`` is ``(K, N, 2)`` ordered from t = 1 (degraded) to t = 0 (clean)."""
+    tr = np.asarray(trajectory.detach().cpu())[:, :max_paths]
+    for n in range(tr.shape[1]):
+        ax.plot(tr[:, n, 0], tr[:, n, 1], color=color, alpha=alpha, lw=lw)
+    if endpoints:
+        ax.scatter(tr[0, :, 0], tr[0, :, 1], s=10, marker="x", color="k", alpha=0.7, label="start (t=1)")
+        ax.scatter(tr[-1, :, 0], tr[-1, :, 1], s=10, color=color, alpha=0.9, label="end (t=0)")
+    ax.set_aspect("equal")
