@@ -23,8 +23,11 @@ venv: $(STAMP)  ## create .venv with everything installed
 test: $(STAMP)  ## run the whole test suite (unit, theory, notebooks, nbval)
 	$(PY) -m pytest
 
+LAB_ARGS ?=
+# containers often run as root, which Jupyter refuses without --allow-root
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 lab: $(STAMP)  ## JupyterLab; the notebooks/*.py files open as notebooks (jupytext)
-	$(VENV)/bin/jupyter lab --notebook-dir=.
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. $(ROOT_FLAG) $(LAB_ARGS)
 
 clean:  ## remove caches and run folders (keeps .venv)
 	rm -rf .pytest_cache runs build *.egg-info
