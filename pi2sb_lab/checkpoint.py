@@ -1,0 +1,217 @@
+"""Checkpoints that later code can still read: state_dicts, the run's config, the version, counters.
+
+A checkpoint file holds only tensors and plain values — never pickled classes — so
+``torch.load(..., weights_only=True)`` reads it, and a refactor of the model code
+never makes an old checkpoint unloadable (the lucidrains #132 complaint). Layout::
+
+    {"format": 1, "version": "0.1.0", "config": {...JSON-like...},
+     "step": int, "samples_seen": int, "parts": {"model": state_dict, "ema": ..., ...}}
+
+Files are written atomically: to a temporary file in the same folder, flushed and
+fsync'ed, then renamed over the target with ``os.replace``. A run killed mid-write
+leaves the previous checkpoint intact, never a truncated one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import uuid
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import __version__
+
+FORMAT = 1
+_NAME = re.compile(r"^checkpoint-(\d+)\.pt$")
+_JSON_LEAVES = (str, int, float, bool, type(None))
+# Leaves torch.load(weights_only=True) accepts besides JSON-like values.
+_TORCH_LEAVES = (torch.Tensor, nn.Parameter, torch.dtype, torch.device)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file that is missing, truncated, or holds something other than plain state."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What :func:`load_checkpoint` returns. ``parts`` maps names ("model", "ema", "optimizer", …) to state."""
+
+    path: Path
+    version: str
+    config: dict
+    step: int
+    samples_seen: int
+    parts: dict = field(repr=False)
+
+    def restore(self, **targets) -> None:
+        """``ckpt.restore(model=m, optimizer=opt)``: ``load_state_dict`` each target from the part of that name."""
+        missing = [name for name in targets if name not in self.parts]
+        if missing:
+            raise KeyError(f"{self.path} has no part(s) {missing}; it holds {sorted(self.parts)}")
+        for name, target in targets.items():
+            target.load_state_dict(self.parts[name])
+
+
+def check_config(config: dict | None, where: str = "config") -> dict:
+    """A copy of ``config`` with tuples as lists, after checking every value is JSON-like.
+
+    JSON-like: str, int, float, bool, None, and lists/tuples/dicts (string keys) of them.
+    Anything else (a module, a function, a Path, a numpy scalar) raises ``TypeError``
+    naming the key, so the config stays loadable with ``weights_only=True`` and
+    dumpable to ``config.json``.
+    """
+    if config is None:
+        return {}
+    if type(config) is not dict:
+        raise TypeError(f"{where} must be a dict; got {type(config).__name__}")
+
+    def clean(value, key: str):
+        if type(value) in _JSON_LEAVES:
+            return value
+        if type(value) in (list, tuple):
+            return [clean(v, f"{key}[{i}]") for i, v in enumerate(value)]
+        if type(value) is dict:
+            out = {}
+            for k, v in value.items():
+                if type(k) is not str:
+                    raise TypeError(f"{key} has a non-string key {k!r}; config keys must be strings")
+                out[k] = clean(v, f"{key}[{k!r}]")
+            return out
+        raise TypeError(
+            f"{key} = {value!r} is a {type(value).__name__}; config values must be JSON-like "
+            "(str, int, float, bool, None, lists and dicts of them) — store e.g. str(path) or a name instead"
+        )
+
+    return clean(config, where)
+
+
+def _check_state(value: Any, where: str) -> Any:
+    """Return ``value`` with modules/optimizers replaced by their state_dict; reject anything unsafe."""
+    if hasattr(value, "state_dict") and callable(value.state_dict) and not isinstance(value, dict):
+        value = value.state_dict()
+    if type(value) in _JSON_LEAVES or type(value) in _TORCH_LEAVES or type(value) is torch.Size:
+        return value
+    if type(value) in (list, tuple):
+        return type(value)(_check_state(v, f"{where}[{i}]") for i, v in enumerate(value))
+    if type(value) in (dict, OrderedDict):
+        out = type(value)()
+        for k, v in value.items():
+            if type(k) not in _JSON_LEAVES:
+                raise TypeError(f"{where} has a key of type {type(k).__name__}; keys must be str, int, float or bool")
+            out[k] = _check_state(v, f"{where}[{k!r}]")
+        return out
+    raise TypeError(
+        f"{where} is a {type(value).__module__}.{type(value).__qualname__}; checkpoints hold only tensors, "
+        "state_dicts and plain values (pickled classes break loading with weights_only=True)"
+    )
+
+
+def save_checkpoint(path: str | os.PathLike, *, config: dict | None = None, step: int = 0, samples_seen: int = 0,
+                    **parts) -> Path:
+    """Write a checkpoint atomically and return its path.
+
+    ``parts``: named state — an ``nn.Module``, an optimizer or anything with
+    ``state_dict()`` is stored as its state_dict; tensors and plain values as they
+    are (e.g. ``losses=torch.tensor(...)``). ``config`` must be JSON-like (see
+    :func:`check_config`). Nothing is written when a part is not storable.
+    """
+    path = Path(path)
+    for name, value in (("step", step), ("samples_seen", samples_seen)):
+        if type(value) is not int or value < 0:
+            raise TypeError(f"{name} must be an int >= 0; got {value!r}")
+    payload = {
+        "format": FORMAT,
+        "version": __version__,
+        "config": check_config(config),
+        "step": step,
+        "samples_seen": samples_seen,
+        "parts": {name: _check_state(value, f"parts[{name!r}]") for name, value in parts.items()},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # also KeyboardInterrupt: never leave the temporary file behind
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | None = "cpu") -> Checkpoint:
+    """Read a checkpoint with ``torch.load(..., weights_only=True)``.
+
+    Raises ``FileNotFoundError`` for a missing file and :class:`CheckpointError` (naming
+    the path) for a truncated/corrupt file or one that holds pickled objects.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # UnpicklingError, RuntimeError (bad zip), EOFError, …
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: it is truncated, corrupt, or holds objects other than tensors and "
+            f"plain values (read with weights_only=True). {type(err).__name__}: {str(err).splitlines()[0][:300]}"
+        ) from err
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT or "parts" not in payload:
+        raise CheckpointError(f"{path} is not a pi2sb_lab checkpoint (format {FORMAT})")
+    if payload["version"] != __version__:
+        warnings.warn(f"{path} was written by pi2sb_lab {payload['version']}; this is {__version__}", stacklevel=2)
+    return Checkpoint(path=path, version=payload["version"], config=payload["config"], step=payload["step"],
+                      samples_seen=payload["samples_seen"], parts=payload["parts"])
+
+
+def checkpoint_path(run_dir: str | os.PathLike, step: int) -> Path:
+    """Where the checkpoint of ``step`` lives: ``run_dir/checkpoint-000001000.pt``."""
+    return Path(run_dir) / f"checkpoint-{step:09d}.pt"
+
+
+def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """The checkpoints in ``run_dir``, oldest step first (temporary files are never listed)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in run_dir.iterdir() if (m := _NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """The checkpoint with the highest step in ``run_dir``, or None when there is none."""
+    found = list_checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def prune_checkpoints(run_dir: str | os.PathLike, keep: int | None) -> None:
+    """Delete all but the newest ``keep`` checkpoints (None or 0 keeps all) and stale temporary files."""
+    run_dir = Path(run_dir)
+    found = list_checkpoints(run_dir)
+    if keep:
+        for old in found[:-keep]:
+            old.unlink(missing_ok=True)
+    for stale in run_dir.glob(".checkpoint-*.tmp"):
+        stale.unlink(missing_ok=True)

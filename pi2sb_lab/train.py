@@ -1,0 +1,332 @@
+"""One training loop for every scale: I2SB Alg. 1 / P-I2SB Alg. 1 with EMA, checkpoints and logs.
+
+Each optimizer step, on every rank:
+
+    x ~ dataset                                  (this rank's shard)
+    (x0, x1, cond) = pair_fn(x, generator)       (degradation + pseudo-hashing, P-I2SB eq. 11/19)
+    t ~ U(0, 1]  (or the points of a grid)
+    X_t ~ q(X_t | X0, X1)                        (I2SB Prop. 3.3; its mean with OT-ODE)
+    loss = ‖net(X_t, t, cond) − target‖²         (I2SB eq. 12 for ε; see objective.bridge_loss)
+    gradient step (averaged over ranks by DDP), then EMA update
+
+The same function runs as ``python script.py`` and under ``torchrun``: ``dist.init()``
+fills in a world of one. Counters count samples seen across all ranks, so they stay
+right under DDP. Randomness is always seeded: the streams of step ``k`` on rank ``r``
+are derived from ``(seed, r, k)`` (the global torch RNG, which dropout uses, is reseeded
+too), so the step counter in a checkpoint *is* the RNG state and a resumed run repeats
+exactly what an uninterrupted one would have done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import Dataset, TensorDataset
+from tqdm.auto import tqdm
+
+from . import __version__
+from . import dist
+from .checkpoint import check_config, checkpoint_path, latest_checkpoint, load_checkpoint, prune_checkpoints, \
+    save_checkpoint
+from .objective import bridge_loss, sample_t
+from .parameterization import Parameterization, as_parameterization
+from .schedule import Schedule, time_grid
+
+PairFn = Callable[[torch.Tensor, torch.Generator], tuple]
+# Settings that may change when a run is resumed without it being worth a warning.
+_RESUMABLE_CHANGES = {"total_steps", "total_samples", "resume", "progress", "log_every", "checkpoint_every",
+                      "keep_checkpoints", "num_workers", "run_dir", "device"}
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What :func:`training_loop` returns.
+
+    ``model``: the trained parameterization (a bare backbone comes back wrapped in ``EpsParam``;
+    its weights are trained in place). ``ema``: a separate copy holding the EMA weights, ready
+    for ``sampler.sample``. ``losses``: the rank-averaged loss of every step since step 0
+    (restored from the checkpoint when resumed). ``steps``, ``samples_seen``: global counters.
+    """
+
+    model: Parameterization
+    ema: Parameterization
+    losses: list[float]
+    steps: int
+    samples_seen: int
+    run_dir: Path | None
+
+
+class EMA:
+    """Exponential moving average of a model's weights: θ̄ ← d·θ̄ + (1 − d)·θ after each optimizer step.
+
+    Holds ``ema_model``, a frozen deep copy of the model in eval mode whose parameters
+    are the average (buffers are copied as they are). Every rank updates its own copy
+    from identical, DDP-synchronized weights, so all ranks hold the same average.
+    ``copy_to(model)`` loads the average into another model of the same architecture.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"EMA decay must lie in [0, 1); got {decay}")
+        self.decay = float(decay)
+        self.num_updates = 0
+        self.ema_model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for avg, p in zip(self.ema_model.parameters(), model.parameters(), strict=True):
+            avg.lerp_(p.detach().to(avg.dtype), 1.0 - self.decay)  # avg + (1 − d)(p − avg)
+        for avg_buf, buf in zip(self.ema_model.buffers(), model.buffers(), strict=True):
+            avg_buf.copy_(buf)
+        self.num_updates += 1
+
+    def state_dict(self) -> dict:
+        return {"decay": self.decay, "num_updates": self.num_updates, "model": self.ema_model.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.decay, self.num_updates = float(state["decay"]), int(state["num_updates"])
+        self.ema_model.load_state_dict(state["model"])
+
+    @torch.no_grad()
+    def copy_to(self, model: nn.Module) -> None:
+        model.load_state_dict(self.ema_model.state_dict())
+
+
+class _BridgeLoss(nn.Module):
+    """The loss as a module, so DDP sees the whole forward pass (and the parameterization keeps its type)."""
+
+    def __init__(self, param: Parameterization, schedule: Schedule, ot_ode: bool) -> None:
+        super().__init__()
+        self.param, self.schedule, self.ot_ode = param, schedule, ot_ode
+
+    def forward(self, x0, x1, t, cond, generator):
+        return bridge_loss(self.param, x0, x1, self.schedule, cond=cond, ot_ode=self.ot_ode, t=t, generator=generator)
+
+
+def _describe(value) -> object:
+    """A JSON-like stand-in for a setting that is an object (a model, a dataset, a function)."""
+    if value is None or isinstance(value, str):
+        return value
+    for kind, plain in (((bool, np.bool_), bool), ((int, np.integer), int), ((float, np.floating), float)):
+        if isinstance(value, kind):
+            return plain(value)  # numpy scalars become plain numbers, so the config stays JSON
+    if isinstance(value, (list, tuple)):
+        return [_describe(v) for v in value]
+    if isinstance(value, nn.Module):
+        return f"{type(value).__qualname__}({sum(p.numel() for p in value.parameters())} parameters)"
+    if isinstance(value, torch.Tensor):
+        return f"Tensor(shape={list(value.shape)}, dtype={value.dtype})"
+    if isinstance(value, Dataset) and hasattr(value, "__len__"):
+        return f"{type(value).__qualname__}(len={len(value)})"
+    if isinstance(value, (Schedule, torch.device, Path)):
+        return repr(value) if isinstance(value, Schedule) else str(value)
+    name = getattr(value, "__qualname__", type(value).__qualname__)
+    return f"{getattr(value, '__module__', type(value).__module__)}.{name}"
+
+
+def _step_seeds(seed: int, rank: int, step: int) -> list[int]:
+    """Three independent 63-bit seeds for step ``step`` on rank ``rank`` (NumPy's SeedSequence mixing)."""
+    return [int(s) >> 1 for s in np.random.SeedSequence([seed, rank, step]).generate_state(3, dtype=np.uint64)]
+
+
+def _rewrite_log(log_path: Path, last_step: int) -> None:
+    """Drop log rows past ``last_step`` (written after the checkpoint a killed run resumes from)."""
+    if not log_path.is_file():
+        return
+    rows = [line for line in log_path.read_text().splitlines() if line and json.loads(line)["step"] <= last_step]
+    tmp = log_path.with_suffix(".tmp")
+    tmp.write_text("".join(row + "\n" for row in rows))
+    os.replace(tmp, log_path)
+
+
+def training_loop(
+    *,
+    model: nn.Module,                   # a Parameterization (EpsParam, X0Param, KarrasParam) or a backbone (read as ε)
+    schedule: Schedule,                 # β(t) of the bridge, e.g. SymmetricSchedule()
+    dataset: Dataset | torch.Tensor,    # clean samples: a Tensor, or a map-style dataset of tensors or (tensor, label)
+    pair_fn: PairFn,                    # (x_clean, generator) -> (x0, x1, cond): degradation and pseudo-hashing
+    total_steps: int | None = None,     # length of training in optimizer steps ...
+    total_samples: int | None = None,   # ... or in samples (rounded up to whole steps); give exactly one
+    batch_size: int = 64,               # global batch per optimizer step, split over ranks and accumulation rounds
+    grad_accum: int = 1,                # micro-batches per optimizer step on each rank
+    lr: float = 1e-4,                   # AdamW learning rate
+    lr_warmup_steps: int = 0,           # linear learning-rate ramp over the first steps (0: none)
+    betas: tuple[float, float] = (0.9, 0.999),  # AdamW betas
+    weight_decay: float = 0.0,          # AdamW decoupled weight decay (0: plain Adam)
+    grad_clip: float | None = None,     # clip the global gradient norm to this (None: no clipping)
+    ema_decay: float = 0.999,           # EMA decay per step (I2SB uses 0.9999 on long runs)
+    ot_ode: bool = False,               # train for the OT-ODE: X_t is the bridge mean (I2SB Prop. 3.4)
+    grid: str | None = None,            # None: t ~ U(0, 1]; "uniform"/"quadratic": t drawn from a stored grid
+    grid_nfe: int = 1000,               # number of grid steps when grid is set
+    bf16: bool | None = None,           # bf16 autocast of the forward pass; None: on for CUDA, off on CPU
+    seed: int = 0,                      # seeds everything; runs are reproducible, never randomly seeded
+    device: str | None = None,          # None: dist.init()'s choice (cuda:LOCAL_RANK or cpu)
+    num_workers: int = 0,               # DataLoader worker processes per rank
+    run_dir: str | os.PathLike | None = None,  # config.json, log.jsonl, checkpoints; None writes nothing
+    resume: bool = False,               # continue from the latest checkpoint in run_dir (fresh start if none)
+    checkpoint_every: int | None = None,  # checkpoint every N steps (and always at the end when run_dir is set)
+    keep_checkpoints: int | None = 1,   # how many recent checkpoints to keep (None: all)
+    log_every: int = 100,               # steps between log.jsonl rows and progress-bar updates
+    progress: bool = True,              # tqdm progress bar (rank 0 only)
+    config: dict | None = None,         # extra JSON-like settings of the caller, stored in config.json as "extra"
+) -> TrainResult:
+    """Train ``model`` on bridge pairs from ``dataset`` (I2SB Alg. 1, P-I2SB Alg. 1); see the module docstring."""
+    arguments = dict(locals())  # the whole run as one dict (config.json), as NVlabs/edm does
+    settings = {k: _describe(v) for k, v in arguments.items() if k != "config"}
+    lr, weight_decay, betas = float(lr), float(weight_decay), (float(betas[0]), float(betas[1]))  # not numpy scalars
+    if (total_steps is None) == (total_samples is None):
+        raise ValueError("give exactly one of total_steps and total_samples")
+    if total_steps is None:
+        total_steps = math.ceil(total_samples / batch_size)
+    if type(seed) is not int or seed < 0:
+        raise ValueError(f"seed must be an int >= 0; got {seed!r}")
+    if keep_checkpoints is not None and keep_checkpoints < 1:
+        raise ValueError(f"keep_checkpoints must be None (keep all) or >= 1; got {keep_checkpoints}")
+    if resume and run_dir is None:
+        raise ValueError("resume=True needs a run_dir to resume from")
+
+    # Where this rank runs, and how the global batch splits over ranks and accumulation rounds.
+    device = dist.init(device)
+    world, rank = dist.world_size(), dist.rank()
+    micro = batch_size // (world * grad_accum)
+    if micro < 1 or micro * world * grad_accum != batch_size:
+        raise ValueError(f"batch_size {batch_size} must be a multiple of world_size × grad_accum = "
+                         f"{world} × {grad_accum}")
+    use_bf16 = device.type == "cuda" if bf16 is None else bf16
+    config = check_config(dict(settings, extra=check_config(config, "config"), world_size=world,
+                               micro_batch=micro, version=__version__))
+
+    # The model (wrapped as a parameterization), its EMA copy, the optimizer.
+    param = as_parameterization(model, schedule).to(device).train()
+    # DDP wraps the loss, not the model, so the parameterization keeps its own target and type.
+    # Wrapping broadcasts rank 0's weights: the EMA copy is made after it, identical on every rank.
+    loss_module = _BridgeLoss(param, schedule, ot_ode)
+    ddp = None if world == 1 else \
+        DistributedDataParallel(loss_module, device_ids=[device.index] if device.type == "cuda" else None)
+    forward = loss_module if ddp is None else ddp
+    ema = EMA(param, ema_decay)
+    optimizer = torch.optim.AdamW(param.parameters(), lr=lr, betas=betas, weight_decay=weight_decay)
+    t_grid = None if grid is None else time_grid(grid_nfe, grid)
+
+    # Start fresh, or continue from the latest checkpoint.
+    step, samples_seen, losses, elapsed_before = 0, 0, [], 0.0
+    run_dir = None if run_dir is None else Path(run_dir)
+    if run_dir is not None:
+        ckpt_file = latest_checkpoint(run_dir)
+        if not resume and (ckpt_file is not None or (run_dir / "config.json").exists()):
+            raise FileExistsError(f"{run_dir} already holds a run; pass resume=True to continue it, or a new run_dir")
+        dist.barrier()  # every rank has looked at run_dir before rank 0 writes to it
+        if ckpt_file is not None:
+            ckpt = load_checkpoint(ckpt_file, map_location=device)
+            ckpt.restore(model=param, ema=ema, optimizer=optimizer)
+            step, samples_seen = ckpt.step, ckpt.samples_seen
+            losses, elapsed_before = ckpt.parts["losses"].tolist(), float(ckpt.parts["elapsed"])
+            changed = sorted(k for k in config if k not in _RESUMABLE_CHANGES and ckpt.config.get(k) != config[k])
+            if changed:
+                dist.print0(f"warning: resuming {ckpt_file} with changed settings {changed}")
+            dist.print0(f"resumed from {ckpt_file} at step {step} ({samples_seen} samples)")
+        if dist.is_main():
+            run_dir.mkdir(parents=True, exist_ok=True)
+            if ckpt_file is None:
+                (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+            _rewrite_log(run_dir / "log.jsonl", step)
+        dist.barrier()
+
+    # Data: this rank's shard, continuing at the micro-batch the checkpoint reached.
+    if isinstance(dataset, torch.Tensor):
+        dataset = TensorDataset(dataset)
+    loader = dist.make_loader(dataset, micro, shuffle=True, seed=seed, drop_last=True, num_workers=num_workers)
+    if len(loader) == 0:
+        raise ValueError(f"dataset of {len(dataset)} samples gives no full micro-batch of {micro} per rank")
+    batches = dist.batches_from(loader, step * grad_accum)
+
+    gen_t = torch.Generator()                  # t ~ U(0, 1] (objective.sample_t draws on the CPU)
+    gen = torch.Generator(device=device)       # pair_fn's degradations and the bridge noise
+
+    pending: list[torch.Tensor] = []           # step losses not yet averaged over ranks
+    last_logged, last_saved = step - step % log_every, step  # losses[i] is the loss of step i + 1
+    start_time = time.time()
+    bar = tqdm(total=total_steps, initial=step, unit="step", disable=not (progress and dist.is_main()))
+
+    def flush_losses() -> None:
+        if pending:
+            losses.extend(dist.all_reduce_mean(torch.stack(pending)).tolist())
+            pending.clear()
+
+    def write_checkpoint() -> None:
+        if dist.is_main():
+            save_checkpoint(checkpoint_path(run_dir, step), config=config, step=step, samples_seen=samples_seen,
+                            model=param, ema=ema, optimizer=optimizer, elapsed=elapsed_before + time.time() - start_time,
+                            losses=torch.tensor(losses, dtype=torch.float64))
+            prune_checkpoints(run_dir, keep_checkpoints)
+        dist.barrier()
+
+    try:
+        while step < total_steps:
+            # The random streams of this step: a function of (seed, rank, step) only.
+            seed_t, seed_data, seed_global = _step_seeds(seed, rank, step)
+            gen_t.manual_seed(seed_t)
+            gen.manual_seed(seed_data)
+            torch.random.default_generator.manual_seed(seed_global)  # dropout and other global-RNG users
+            if device.type == "cuda":
+                torch.cuda.manual_seed(seed_global)
+
+            optimizer.zero_grad(set_to_none=True)
+            step_loss = torch.zeros((), device=device)
+            for k in range(grad_accum):
+                x = next(batches).to(device, non_blocking=True)
+                x0, x1, cond = pair_fn(x, gen)                                   # bridge endpoints
+                t = sample_t(x0.shape[0], grid=t_grid, generator=gen_t, device=device)
+                last_round = k == grad_accum - 1
+                sync = contextlib.nullcontext() if ddp is None or last_round else ddp.no_sync()
+                with sync:  # gradients are averaged over ranks only on the last accumulation round
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                        loss = forward(x0, x1, t, cond, gen)
+                    (loss / grad_accum).backward()
+                step_loss += loss.detach().float() / grad_accum
+                samples_seen += x.shape[0] * world
+            if grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(param.parameters(), grad_clip)
+            lr_now = lr * min(1.0, (step + 1) / lr_warmup_steps) if lr_warmup_steps > 0 else lr
+            for group in optimizer.param_groups:
+                group["lr"] = lr_now
+            optimizer.step()
+            ema.update(param)  # on every rank, from the same synchronized weights
+            step += 1
+            pending.append(step_loss)
+            bar.update(1)
+
+            if step % log_every == 0 or step == total_steps:
+                flush_losses()
+                mean_loss = sum(losses[last_logged:]) / max(1, len(losses) - last_logged)
+                last_logged = len(losses)
+                bar.set_postfix(loss=f"{mean_loss:.4g}", samples=samples_seen)
+                if run_dir is not None and dist.is_main():
+                    row = dict(step=step, samples_seen=samples_seen, loss=mean_loss, lr=lr_now,
+                               time=round(elapsed_before + time.time() - start_time, 3))
+                    with open(run_dir / "log.jsonl", "a") as f:
+                        f.write(json.dumps(row) + "\n")
+            if run_dir is not None and checkpoint_every and step % checkpoint_every == 0:
+                flush_losses()
+                write_checkpoint()
+                last_saved = step
+
+        flush_losses()
+        if run_dir is not None and (last_saved != step or latest_checkpoint(run_dir) is None):
+            write_checkpoint()
+    finally:
+        bar.close()
+    return TrainResult(model=param, ema=ema.ema_model, losses=losses, steps=step, samples_seen=samples_seen,
+                       run_dir=run_dir)
