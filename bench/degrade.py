@@ -1,0 +1,139 @@
+"""Throughput of pi2sb_lab.degrade (P-I2SB eq. 19, ffhq512 preset) against an OpenCV pipeline.
+
+The OpenCV side is the per-image, numpy/cv2 way GFPGAN's FFHQDegradationDataset
+builds the same degradation (Table 4 parameters): flip, 41×41 iso/aniso Gaussian
+via cv2.filter2D, cv2.resize down by r and back (INTER_LINEAR), Gaussian noise,
+cv2.imencode/imdecode JPEG, gray, 8-bit rounding. Both run on the same inputs, in
+this process, on ONE CPU thread; the ratio is ours / OpenCV (> 1: ours is faster).
+
+    python bench/degrade.py            # default run (well under two minutes)
+    python bench/degrade.py --quick    # a few images, to check that it runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import cv2
+import numpy as np
+import torch
+
+from pi2sb_lab.degrade import PRESETS, degrade
+
+
+def photo_like(n: int, size: int, seed: int) -> torch.Tensor:
+    """(n, 3, size, size) in [-1, 1]: smooth shapes, a colour tint and grain (no dataset needed)."""
+    g = torch.Generator().manual_seed(seed)
+
+    def field(c: int, step: int) -> torch.Tensor:
+        f = torch.rand(n, c, size // step, size // step, generator=g) * 2 - 1
+        return torch.nn.functional.interpolate(f, size=(size, size), mode="bicubic", align_corners=False)
+
+    x = 0.8 * field(1, 16) + 0.2 * field(3, 32) + 0.05 * (torch.rand(n, 3, size, size, generator=g) * 2 - 1)
+    return x.clamp(-1, 1)
+
+
+# --------------------------------------------------------------------------- the OpenCV reference
+
+
+def cv_gaussian_kernel(size: int, sigma_x: float, sigma_y: float, theta: float) -> np.ndarray:
+    half = size // 2
+    rows, cols = np.mgrid[-half : half + 1, -half : half + 1].astype(np.float64)
+    u = cols * math.cos(theta) + rows * math.sin(theta)
+    v = -cols * math.sin(theta) + rows * math.cos(theta)
+    k = np.exp(-0.5 * ((u / sigma_x) ** 2 + (v / sigma_y) ** 2))
+    return (k / k.sum()).astype(np.float32)
+
+
+def cv_degrade(img: np.ndarray, rng: np.random.Generator, cfg) -> np.ndarray:
+    """One HWC BGR float32 image in [0, 1] through eq. 19 the GFPGAN way; returns the degraded image."""
+    h, w = img.shape[:2]
+    if rng.uniform() < cfg.flip_prob:
+        img = cv2.flip(img, 1)
+    s_lo, s_hi = cfg.sigma_range
+    if rng.uniform() < cfg.aniso_prob:
+        kernel = cv_gaussian_kernel(cfg.kernel_size, rng.uniform(s_lo, s_hi), rng.uniform(s_lo, s_hi),
+                                    rng.uniform(0, math.pi))
+    else:
+        s = rng.uniform(s_lo, s_hi)
+        kernel = cv_gaussian_kernel(cfg.kernel_size, s, s, 0.0)
+    lq = cv2.filter2D(img, -1, kernel)
+    r = rng.uniform(*cfg.scale_range)
+    lq = cv2.resize(lq, (max(1, int(w // r)), max(1, int(h // r))), interpolation=cv2.INTER_LINEAR)
+    lq = np.clip(lq + rng.standard_normal(lq.shape).astype(np.float32) * rng.uniform(*cfg.noise_range) / 255, 0, 1)
+    q = int(rng.integers(cfg.jpeg_range[0], cfg.jpeg_range[1] + 1))
+    _, buf = cv2.imencode(".jpg", (lq * 255).round().astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, q])
+    lq = cv2.imdecode(buf, cv2.IMREAD_COLOR).astype(np.float32) / 255
+    lq = cv2.resize(lq, (w, h), interpolation=cv2.INTER_LINEAR)
+    if rng.uniform() < cfg.gray_prob:
+        lq = np.tile(cv2.cvtColor(lq, cv2.COLOR_BGR2GRAY)[:, :, None], (1, 1, 3))
+    return np.clip((lq * 255).round(), 0, 255) / 255
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def best_rates(runs: dict, n_images: int, repeats: int, sync=lambda: None) -> dict[str, float]:
+    """Images per second of each pipeline's fastest pass. Passes alternate between the
+    pipelines, so a busy spell on a shared machine cannot favour one of them."""
+    best = {name: math.inf for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            sync()
+            start = time.perf_counter()
+            run()
+            sync()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return {name: n_images / seconds for name, seconds in best.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=64, help="images per timed pass (default 64)")
+    parser.add_argument("--batch-size", type=int, default=16, help="batch size for pi2sb_lab.degrade (default 16)")
+    parser.add_argument("--size", type=int, default=512, help="image side in pixels (default 512)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes per pipeline, alternating; the best counts (default 3)")
+    parser.add_argument("--quick", action="store_true", help="tiny run: 4 images, batch 2, one pass")
+    args = parser.parse_args()
+    if args.quick:
+        args.images, args.batch_size, args.repeats = 4, 2, 1
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    cfg = PRESETS["ffhq512"]
+    x = photo_like(args.images, args.size, seed=0)
+    # OpenCV's inputs as a data loader would hold them: HWC BGR float32 in [0, 1].
+    x_cv = [np.ascontiguousarray(((im.permute(1, 2, 0).numpy() + 1) / 2)[:, :, ::-1]) for im in x]
+    batches = x.split(args.batch_size)
+
+    def ours(device: str = "cpu") -> None:
+        g = torch.Generator(device=device).manual_seed(0)
+        for b in batches:
+            degrade(b.to(device), cfg, generator=g)
+
+    def opencv() -> None:
+        rng = np.random.default_rng(0)
+        for im in x_cv:
+            cv_degrade(im, rng, cfg)
+
+    degrade(x[:1], cfg, generator=torch.Generator())  # warm-up: codec import, FFT plans
+    cv_degrade(x_cv[0], np.random.default_rng(0), cfg)
+
+    print(f"P-I2SB eq. 19, ffhq512 preset, {args.images} images {args.size}x{args.size}x3, "
+          f"batch {args.batch_size}, best of {args.repeats}, 1 CPU thread")
+    rates = best_rates({"ours": ours, "opencv": opencv}, args.images, args.repeats)
+    rate_ours, rate_cv = rates["ours"], rates["opencv"]
+    print(f"  pi2sb_lab.degrade (CPU): {rate_ours:8.2f} images/s")
+    print(f"  OpenCV / GFPGAN-style  : {rate_cv:8.2f} images/s")
+    print(f"  ratio ours / OpenCV    : {rate_ours / rate_cv:8.2f}")
+    if torch.cuda.is_available():
+        ours("cuda")  # warm-up
+        rate_gpu = best_rates({"gpu": lambda: ours("cuda")}, args.images, args.repeats, torch.cuda.synchronize)["gpu"]
+        print(f"  pi2sb_lab.degrade (GPU, {torch.cuda.get_device_name()}): {rate_gpu:8.2f} images/s "
+              f"(JPEG codec on the CPU)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,299 @@
+"""Low-level image operations behind :mod:`pi2sb_lab.degrade` (private; import from there).
+
+Everything takes and returns float tensors in [-1, 1], NCHW, and runs on the
+tensor's own device, except the JPEG codec, which is libjpeg on the CPU.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import warnings
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+# Luma weights of ITU-R BT.601, the ones cv2.COLOR_BGR2GRAY uses (GFPGAN's gray step).
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+
+# Values a little outside [-1, 1] come from harmless float rounding (e.g. bf16, or an
+# upstream resize); anything beyond this is a caller passing [0, 1] or [0, 255] images.
+RANGE_TOLERANCE = 1e-3
+
+
+def check_image(x: torch.Tensor, name: str = "x") -> None:
+    """Raise ``ValueError`` unless ``x`` is a float (B, C, H, W) tensor, C ∈ {1, 3}, values in [-1, 1]."""
+    if not torch.is_tensor(x) or not x.is_floating_point():
+        got = x.dtype if torch.is_tensor(x) else type(x).__name__
+        raise ValueError(f"{name} must be a floating-point tensor with values in [-1, 1]; got {got}")
+    if x.ndim != 4:
+        raise ValueError(f"{name} must be 4-D (B, C, H, W); got shape {tuple(x.shape)}")
+    if x.shape[1] not in (1, 3):
+        raise ValueError(f"{name} must have 1 or 3 channels (dim 1); got {x.shape[1]} in shape {tuple(x.shape)}")
+    if x.numel():
+        lo, hi = x.min().item(), x.max().item()
+        if not (lo >= -1 - RANGE_TOLERANCE and hi <= 1 + RANGE_TOLERANCE):  # also catches NaN
+            raise ValueError(
+                f"{name} must have values in [-1, 1] (tolerance {RANGE_TOLERANCE:g}); got [{lo:g}, {hi:g}]"
+            )
+
+
+def compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """float64 stays float64 (theory checks); every other float type is processed in float32."""
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+# --------------------------------------------------------------------------- blur
+
+
+def gaussian_kernels(
+    kernel_size: int,
+    sigma_x: torch.Tensor,
+    sigma_y: torch.Tensor,
+    theta: torch.Tensor,
+    *,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Normalized bivariate Gaussian kernels k_σ of P-I2SB eq. 19, one per sample.
+
+    ``sigma_x``, ``sigma_y``, ``theta``: shape (B,); the kernel's axes have standard
+    deviations ``sigma_x`` (along the direction at angle ``theta``, radians,
+    turning from the column axis towards the row axis) and ``sigma_y`` (across it), in
+    pixels. Isotropic when ``sigma_x == sigma_y``. Returns (B, k, k), each summing
+    to 1, on the device of ``sigma_x``. Entry ``[b, i, j]`` sits at row offset
+    ``i - k//2`` and column offset ``j - k//2`` from the centre.
+    """
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be a positive odd integer; got {kernel_size}")
+    sx, sy, th = (torch.as_tensor(v).to(dtype).reshape(-1, 1, 1) for v in (sigma_x, sigma_y, theta))
+    half = kernel_size // 2
+    offsets = torch.arange(-half, half + 1, dtype=dtype, device=sx.device)
+    rows, cols = offsets[:, None], offsets[None, :]
+    # Coordinates in the kernel's own (rotated) frame: u along theta, v across it.
+    u = cols * torch.cos(th) + rows * torch.sin(th)
+    v = -cols * torch.sin(th) + rows * torch.cos(th)
+    log_k = -0.5 * ((u / sx) ** 2 + (v / sy) ** 2)
+    # Subtracting the max (0, at the centre) is free and keeps σ = 0.1 from underflowing to 0/0.
+    k = torch.exp(log_k - log_k.amax(dim=(-2, -1), keepdim=True))
+    return k / k.sum(dim=(-2, -1), keepdim=True)
+
+
+def pad_reflect(x: torch.Tensor, pad_h: int, pad_w: int | None = None) -> torch.Tensor:
+    """Mirror padding (cv2's default BORDER_REFLECT_101) of the last two dims; edge replication
+    along a dim too short to mirror (pad ≥ its size)."""
+    pad_w = pad_h if pad_w is None else pad_w
+    if pad_w:
+        x = F.pad(x, (pad_w, pad_w, 0, 0), mode="reflect" if pad_w < x.shape[-1] else "replicate")
+    if pad_h:
+        x = F.pad(x, (0, 0, pad_h, pad_h), mode="reflect" if pad_h < x.shape[-2] else "replicate")
+    return x
+
+
+def _smooth_size(n: int) -> int:
+    """Smallest m ≥ n with no prime factor above 5: pocketfft/cuFFT are several times faster there."""
+    m = n
+    while True:
+        r = m
+        for p in (2, 3, 5):
+            while r % p == 0:
+                r //= p
+        if r == 1:
+            return m
+        m += 1
+
+
+def filter2d_per_sample(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
+    """Convolve sample b of ``x`` (B, C, H, W) with ``kernels[b]`` (B, k, k), mirror-padded; same shape out.
+
+    Done in the Fourier domain: a 41×41 kernel at 512² costs 1,681 multiply-adds
+    per pixel directly but ~100 through the FFT, and the per-sample kernels batch
+    into one call. The image is mirror-padded by k//2 first, so the circular wrap
+    of the FFT only touches the padding, never the H×W output.
+    """
+    B, C, H, W = x.shape
+    k = kernels.shape[-1]
+    p = k // 2
+    padded = pad_reflect(x, p)
+    fh, fw = _smooth_size(H + 2 * p), _smooth_size(W + 2 * p)
+    # The FFT product is the linear convolution as long as fh, fw ≥ H + 2p; with the kernel
+    # at [0, k) instead of centred, pixel (i, j) of the input lands at (i + 2p, j + 2p).
+    spectrum = torch.fft.rfft2(padded, s=(fh, fw))
+    spectrum *= torch.fft.rfft2(kernels.to(x.dtype), s=(fh, fw))[:, None]
+    out = torch.fft.irfft2(spectrum, s=(fh, fw))
+    return out[..., 2 * p : 2 * p + H, 2 * p : 2 * p + W]
+
+
+def blur_resize_matrix(n_in: int, n_out: int, taps: torch.Tensor) -> torch.Tensor:
+    """(n_out, n_in) matrix of a 1-D blur by ``taps`` (odd length, mirrored borders as
+    :func:`pad_reflect`) followed by :func:`resize_bilinear`'s resampling to ``n_out``.
+
+    Bilinear output i reads the source at s = (i + ½)·n_in/n_out − ½ (clamped at 0),
+    mixing rows ⌊s⌋ and ⌊s⌋ + 1, so its row is a mix of two rows of the blur matrix.
+    """
+    dtype, device = taps.dtype, taps.device
+    p = taps.numel() // 2
+    src = ((torch.arange(n_out, dtype=dtype, device=device) + 0.5) * (n_in / n_out) - 0.5).clamp(min=0)
+    i0 = src.floor().long().clamp(max=n_in - 1)
+    i1 = (i0 + 1).clamp(max=n_in - 1)
+    w1 = (src - i0).unsqueeze(1)
+
+    def blur_rows(centres: torch.Tensor) -> torch.Tensor:
+        cols = centres[:, None] + torch.arange(-p, p + 1, device=device)[None, :]
+        if p < n_in:  # mirror without repeating the edge (BORDER_REFLECT_101)
+            cols = torch.where(cols < 0, -cols, cols)
+            cols = torch.where(cols >= n_in, 2 * (n_in - 1) - cols, cols)
+        else:  # too small to mirror: replicate, as pad_reflect falls back to
+            cols = cols.clamp(0, n_in - 1)
+        rows = torch.arange(centres.numel(), device=device)[:, None].expand_as(cols)
+        m = torch.zeros(centres.numel(), n_in, dtype=dtype, device=device)
+        return m.index_put_((rows, cols), taps.expand_as(cols), accumulate=True)
+
+    return (1 - w1) * blur_rows(i0) + w1 * blur_rows(i1)
+
+
+def blur_resize_isotropic(x: torch.Tensor, sigma: float, kernel_size: int, size: tuple[int, int]) -> torch.Tensor:
+    """Isotropic Gaussian blur then bilinear resize to ``size``, as two small matrix products.
+
+    Equals ``resize_bilinear(filter2d_per_sample(x, iso kernel), size)`` (the kernel is
+    separable), for a fraction of the cost: at r = 4 one 512² image needs ~0.1 GFLOP
+    here against several for the FFT route. ``x``: (1, C, H, W) → (1, C, *size).
+    """
+    H, W = x.shape[-2:]
+    # Built on the CPU in float64: small, and free of the CUDA scatter-add's run-to-run jitter.
+    offsets = torch.arange(kernel_size, dtype=torch.float64) - kernel_size // 2
+    taps = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    taps = taps / taps.sum()
+    rows = blur_resize_matrix(H, size[0], taps).to(x.device, x.dtype)  # (h, H)
+    cols = blur_resize_matrix(W, size[1], taps).to(x.device, x.dtype)  # (w, W)
+    return rows @ x @ cols.T
+
+
+def filter2d_separable(x: torch.Tensor, kernel_1d: torch.Tensor) -> torch.Tensor:
+    """Same-size filtering by ``kernel_1d`` (odd length) along rows then columns, mirror-padded."""
+    C = x.shape[1]
+    k = kernel_1d.numel()
+    w = kernel_1d.to(dtype=x.dtype, device=x.device)
+    x = F.conv2d(pad_reflect(x, 0, k // 2), w.view(1, 1, 1, k).expand(C, 1, 1, k), groups=C)
+    return F.conv2d(pad_reflect(x, k // 2, 0), w.view(1, 1, k, 1).expand(C, 1, k, 1), groups=C)
+
+
+# --------------------------------------------------------------------------- resize, colour, codec
+
+
+def resize_bilinear(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """cv2.INTER_LINEAR's resampling (half-pixel centres, no antialiasing, as GFPGAN's pipeline uses)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=False)
+
+
+def to_gray(x: torch.Tensor) -> torch.Tensor:
+    """BT.601 luma copied to all three channels (a no-op for 1-channel images); same shape."""
+    if x.shape[1] == 1:
+        return x
+    w = torch.tensor(LUMA_WEIGHTS, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x * w).sum(dim=1, keepdim=True).expand_as(x).contiguous()
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] float → [0, 255] uint8, rounded to nearest (what saving an 8-bit file does)."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def from_uint8(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return x.to(dtype) / 127.5 - 1
+
+
+def quantize_8bit_(x: torch.Tensor) -> torch.Tensor:
+    """Round ``x`` in place to the 256 levels of an 8-bit image (float, in [-1, 1]); returns ``x``.
+
+    In place because at 512² a batch is tens of MB and each temporary costs as much as the arithmetic.
+    """
+    return x.clamp_(-1, 1).add_(1).mul_(127.5).round_().div_(127.5).sub_(1)
+
+
+def jpeg_roundtrip(x: torch.Tensor, quality: int | Sequence[int] | torch.Tensor) -> torch.Tensor:
+    """Encode and decode each image with libjpeg at its quality factor; same shape, device and dtype.
+
+    ``x``: (B, C, H, W) in [-1, 1], C ∈ {1, 3}; ``quality``: one int in [1, 100] or
+    one per sample. The codec runs on the CPU (torchvision's encoder needs uint8
+    CPU tensors for a reproducible libjpeg result), with 4:2:0 chroma subsampling
+    like cv2.imencode's default.
+    """
+    B = x.shape[0]
+    q = torch.as_tensor(quality).reshape(-1).tolist()
+    if len(q) == 1:
+        q = q * B
+    if len(q) != B:
+        raise ValueError(f"quality must be one int or one per sample ({B}); got {len(q)} values")
+    if any(not (1 <= int(v) <= 100) for v in q):
+        raise ValueError(f"quality must lie in [1, 100]; got {q}")
+    from torchvision.io import decode_jpeg, encode_jpeg
+
+    images = to_uint8(x).cpu()
+    out = torch.empty_like(images)
+    with warnings.catch_warnings():
+        # torchvision 0.29 marks its codec deprecated in favour of TorchCodec; it still is libjpeg.
+        warnings.filterwarnings("ignore", message=".*image decoding and encoding.*", category=DeprecationWarning)
+        for b in range(B):
+            out[b] = decode_jpeg(encode_jpeg(images[b], quality=int(q[b])))
+    return from_uint8(out.to(x.device), x.dtype)
+
+
+# --------------------------------------------------------------------------- masks
+
+
+def freeform_mask(
+    height: int,
+    width: int,
+    coverage: tuple[float, float],
+    seed: int,
+) -> torch.Tensor:
+    """One free-form brush-stroke mask, bool (H, W), True = missing; hole fraction in ``coverage``.
+
+    Strokes are random walks of a round brush (DeepFill-v2 style): each stroke
+    has a random start, brush radius and 4–12 segments whose heading turns by
+    up to ±60° per segment and bounces off the borders. The brush is stamped every half radius and drawing
+    stops the moment the hole fraction reaches a target drawn uniformly from
+    ``[lo, hi − one stamp]``, so the final fraction lies in ``[lo, hi]`` by
+    construction. Python's ``random.Random(seed)`` drives it: identical on every
+    platform and device.
+    """
+    lo, hi = coverage
+    rng = random.Random(seed)
+    mask = torch.zeros(height, width, dtype=torch.bool)
+    side = min(height, width)
+    r_min, r_max = max(1.0, 0.02 * side), max(1.0, 0.05 * side)
+    stamp_fraction = math.pi * (r_max + 1) ** 2 / (height * width)  # upper bound on one stamp's area
+    target = lo + rng.random() * max(0.0, hi - stamp_fraction - lo)
+    need = math.ceil(target * height * width)
+    filled = 0
+    rows = torch.arange(height, dtype=torch.float32)[:, None]
+    cols = torch.arange(width, dtype=torch.float32)[None, :]
+    while filled < need:
+        radius = rng.uniform(r_min, r_max)
+        cy, cx = rng.uniform(0, height - 1), rng.uniform(0, width - 1)
+        heading = rng.uniform(0, 2 * math.pi)
+        for _ in range(rng.randint(4, 12)):
+            heading += rng.uniform(-math.pi / 3, math.pi / 3)
+            length = rng.uniform(0.05, 0.25) * side
+            step = max(radius / 2, 0.5)
+            for _ in range(max(1, int(length / step))):
+                # Bounce off the borders rather than sliding along them.
+                if not 0 <= cy + step * math.sin(heading) <= height - 1:
+                    heading = -heading
+                if not 0 <= cx + step * math.cos(heading) <= width - 1:
+                    heading = math.pi - heading
+                cy = min(max(cy + step * math.sin(heading), 0.0), height - 1.0)
+                cx = min(max(cx + step * math.cos(heading), 0.0), width - 1.0)
+                # Stamp a disk, touching only its bounding box.
+                r0, r1 = max(0, int(cy - radius)), min(height, int(cy + radius) + 1)
+                c0, c1 = max(0, int(cx - radius)), min(width, int(cx + radius) + 1)
+                disk = (rows[r0:r1] - cy) ** 2 + (cols[:, c0:c1] - cx) ** 2 <= radius**2
+                window = mask[r0:r1, c0:c1]
+                filled += int((disk & ~window).sum())
+                window |= disk
+                if filled >= need:
+                    return mask
+    return mask
