@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test lab demo bench clean
+.PHONY: help venv test lab demo bench notebook clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -28,6 +28,15 @@ LAB_ARGS ?=
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 lab: $(STAMP)  ## JupyterLab; the notebooks/*.py files open as notebooks (jupytext)
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. $(ROOT_FLAG) $(LAB_ARGS)
+
+NB ?= notebooks/01_dirac_pair_bridge.py
+P  ?=
+notebook: $(STAMP)  ## run one notebook headless with papermill: make notebook NB=notebooks/01_….py P="-p NFE 50"
+	@mkdir -p build/notebooks
+	$(VENV)/bin/jupytext --quiet --to ipynb -o build/notebooks/$(basename $(notdir $(NB))).ipynb $(NB)
+	$(VENV)/bin/papermill --cwd $(dir $(NB)) -p INTERACTIVE False $(P) \
+		build/notebooks/$(basename $(notdir $(NB))).ipynb build/notebooks/$(basename $(notdir $(NB))).out.ipynb
+	@echo "executed notebook: build/notebooks/$(basename $(notdir $(NB))).out.ipynb"
 
 clean:  ## remove caches and run folders (keeps .venv)
 	rm -rf .pytest_cache runs build *.egg-info

@@ -63,3 +63,18 @@ def stop(proc: subprocess.Popen) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_notebook_runs_papermill_with_parameters(tmp_path):
+    """The README's papermill command: `make notebook NB=... P="-p NAME VALUE"`."""
+    out = tmp_path / "nb01"
+    proc = subprocess.run(["make", "-s", "notebook", "NB=notebooks/01_dirac_pair_bridge.py",
+                           f"P=-p NFE 12 -p N_PATHS 500 -p OUTPUT_DIR {out}"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    executed = ROOT / "build" / "notebooks" / "01_dirac_pair_bridge.out.ipynb"
+    nb = json.loads(executed.read_text())
+    injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert injected and "NFE = 12" in "".join(injected[0]["source"])
+    assert (out / "dirac_pair_bridge.png").stat().st_size > 10_000
