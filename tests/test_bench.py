@@ -1,0 +1,24 @@
+"""The README's bench command runs (numbers are printed, never asserted: timing belongs in bench/)."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_bench_degrade_quick_prints_both_rates_and_the_ratio():
+    proc = subprocess.run([sys.executable, "bench/degrade.py", "--quick"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ours = re.search(r"pi2sb_lab\.degrade \(CPU\):\s+([\d.]+) images/s", proc.stdout)
+    cv = re.search(r"OpenCV.*:\s+([\d.]+) images/s", proc.stdout)
+    ratio = re.search(r"ratio ours / OpenCV\s+:\s+([\d.]+)", proc.stdout)
+    assert ours and cv and ratio, proc.stdout
+    assert abs(float(ratio[1]) - float(ours[1]) / float(cv[1])) < 0.02, proc.stdout
+
+
+def test_bench_help():
+    proc = subprocess.run([sys.executable, "bench/degrade.py", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0 and "--quick" in proc.stdout
