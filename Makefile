@@ -20,6 +20,13 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)  ## create .venv with everything installed
 
+ARGS ?=
+demo: $(STAMP)  ## the main job: MNIST pseudo-hashing ablation on the embedded digits (ARGS="--seeds 0 1 2" …)
+	$(PY) toy/mnist.py $(ARGS)
+
+bench: $(STAMP)  ## degradation throughput, ours vs OpenCV
+	$(PY) bench/degrade.py $(ARGS)
+
 test: $(STAMP)  ## run the whole test suite (unit, theory, notebooks, nbval)
 	$(PY) -m pytest
 
@@ -38,5 +45,5 @@ notebook: $(STAMP)  ## run one notebook headless with papermill: make notebook N
 		build/notebooks/$(basename $(notdir $(NB))).ipynb build/notebooks/$(basename $(notdir $(NB))).out.ipynb
 	@echo "executed notebook: build/notebooks/$(basename $(notdir $(NB))).out.ipynb"
 
-clean:  ## remove caches and run folders (keeps .venv)
-	rm -rf .pytest_cache runs build *.egg-info
+clean:  ## remove caches and build outputs (keeps .venv and runs/)
+	rm -rf .pytest_cache build *.egg-info
