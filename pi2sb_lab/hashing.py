@@ -200,8 +200,12 @@ class Res(PseudoHash):
 class ConstantLevel:
     """``λ(y) = λ0`` for every sample: the simplest level, the default of ``Noise``.
 
-    A constant already gives every partner its own start (ε is drawn per pair)
-    and keeps the decoder's job the same for all inputs.
+    A constant gives every partner its own start for one draw of ε, and keeps the
+    decoder's job the same for all inputs. But training re-draws ε at every step, so
+    with a constant level the start carries no information about *which* partner it
+    belongs to: what a trained forward map can reach is Origin's forced error again
+    (measured in ``counterexample.py`` / notebook 02). Use a y-dependent level
+    (e.g. :class:`LQStdLevel`) for a hash that actually depends on the partner.
     """
 
     value: float = 0.05

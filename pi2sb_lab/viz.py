@@ -61,3 +61,22 @@ def plot_2d_paths(ax: plt.Axes, trajectory: torch.Tensor, *, color: str = "C0", 
         ax.scatter(tr[0, :, 0], tr[0, :, 1], s=10, marker="x", color="k", alpha=0.7, label="start (t=1)")
         ax.scatter(tr[-1, :, 0], tr[-1, :, 1], s=10, color=color, alpha=0.9, label="end (t=0)")
     ax.set_aspect("equal")
+
+
+def plot_restored_2d(ax: plt.Axes, clean: torch.Tensor, restored: torch.Tensor, *, color: str = "C0",
+                     links: int = 80, title: str | None = None) -> None:
+    """Restored 2D points over the clean truth (grey), with a line from each of the first ``links`` to its true partner.
+
+    ``clean`` and ``restored`` are ``(N, 2)`` with row ``n`` restored from the partner of ``clean[n]``.
+    """
+    if clean.shape != restored.shape:
+        raise ValueError(f"clean and restored must have the same shape; got {tuple(clean.shape)} and "
+                         f"{tuple(restored.shape)}")
+    c, r = (np.asarray(v.detach().double().cpu()) for v in (clean, restored))
+    ax.scatter(c[:, 0], c[:, 1], s=4, color="0.7", label="clean truth")
+    for n in range(min(links, len(c))):
+        ax.plot([r[n, 0], c[n, 0]], [r[n, 1], c[n, 1]], color="k", lw=0.4, alpha=0.5)
+    ax.scatter(r[:, 0], r[:, 1], s=4, color=color, alpha=0.7, label="restored")
+    ax.set_aspect("equal")
+    if title:
+        ax.set_title(title, fontsize=9)
