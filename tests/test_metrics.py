@@ -24,13 +24,6 @@ from pi2sb_lab.metrics import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine, 2 OpenMP threads per process oversubscribe badly."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _images(seed: int, shape=(4, 3, 24, 24), dtype=torch.float64) -> torch.Tensor:

@@ -8,15 +8,6 @@ import torch
 from pi2sb_lab.nets.mlp import MLP2D
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny matmuls: extra threads only contend on a shared CPU (measured 40× slower with 2)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _inputs(n=8, dim=2, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(n, dim, generator=g), torch.rand(n, generator=g)

@@ -16,13 +16,6 @@ from pi2sb_lab.train import EMA, TrainResult, training_loop
 SCHEDULE = SymmetricSchedule()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread; two threads on a loaded shared CPU spin-wait for ~50× longer."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 CENTERS = 0.6 * torch.tensor([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]])
 ROTATION = torch.tensor([[0.0, -1.0], [1.0, 0.0]])  # 90°
 
