@@ -29,11 +29,10 @@ from pi2sb_lab.mnist_experiment import (
     make_pair_pool,
     make_strategy,
     make_test_set,
-    markdown_table,
     restore,
     run_ablation,
-    summarize,
 )
+from pi2sb_lab.mnist_report import markdown_table, summarize
 from pi2sb_lab.parameterization import X0Param
 
 TINY = MNISTConfig(steps=3, batch_size=8, warmup_steps=0, train_size=64, partners=1, eval_size=16, nfe=3,
@@ -204,7 +203,7 @@ def test_run_ablation_end_to_end_and_resume(tmp_path):
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.pt")} == written, "nothing is retrained or rewritten"
     rows = summarize(second)
     assert [r.name for r in rows] == ["degraded", "a-vanilla", "d-noise"]
-    from pi2sb_lab.mnist_experiment import as_json, loss_figure, samples_figure, step_error_figure
+    from pi2sb_lab.mnist_report import as_json, loss_figure, samples_figure, step_error_figure
 
     assert json.loads(json.dumps(as_json(second)))["runs"][3]["variant"] == "d-noise"
     for fig in (samples_figure(second), step_error_figure(second), loss_figure(second)):

@@ -34,8 +34,10 @@ _START = time.perf_counter()
 import torch  # noqa: E402
 
 from pi2sb_lab.mnist_experiment import (  # noqa: E402
-    TEST_DEGRADATION_SEED, VARIANTS, MNISTConfig, as_json, check_variants, loss_figure, markdown_table, run_ablation,
-    samples_figure, step_error_figure, summarize,
+    TEST_DEGRADATION_SEED, VARIANTS, MNISTConfig, check_variants, run_ablation,
+)
+from pi2sb_lab.mnist_report import (  # noqa: E402
+    as_json, loss_figure, markdown_table, samples_figure, step_error_figure, summarize,
 )
 from pi2sb_lab.notebook import resolve_device  # noqa: E402
 from pi2sb_lab.viz import savefig  # noqa: E402
