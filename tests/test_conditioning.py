@@ -12,15 +12,6 @@ from pi2sb_lab.degrade import DEGRADATION_PARAM_DIM, DEGRADATION_PARAM_NAMES, de
 from pi2sb_lab.nets.unet import UNet
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small convolutions run fastest on one thread (several fighting over shared cores were 2–10× slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_builders_give_the_unet_convention(gen):
     y = torch.rand(3, 1, 32, 32, generator=gen) * 2 - 1
     vec = torch.rand(3, DEGRADATION_PARAM_DIM, generator=gen)

@@ -11,15 +11,6 @@ from pi2sb_lab.hashing import Denoiser, Noise
 from pi2sb_lab.metrics import psnr
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small convolutions run fastest on one thread (several fighting over shared cores were 2–10× slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_zero_level_is_the_identity_and_shapes_are_checked(gen):
     d = ImageDenoiser()
     x = torch.rand(4, 1, 32, 32, generator=gen) * 2 - 1

@@ -39,15 +39,6 @@ TINY = MNISTConfig(steps=3, batch_size=8, warmup_steps=0, train_size=64, partner
                    classifier_epochs=1, estimator_steps=2, denoiser_steps=2)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small convolutions run fastest on one thread (several fighting over shared cores were 2–10× slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def test_set():
     return make_test_set(12)
