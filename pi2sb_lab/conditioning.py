@@ -28,9 +28,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from .degrade import DEGRADATION_PARAM_DIM, DEGRADATION_PARAM_NAMES
+from .fit import fit_steps, seeded_init
 
 __all__ = [
     "Conditioning",
@@ -164,19 +164,14 @@ def train_degradation_estimator(
     if steps < 1 or batch_size < 1:
         raise ValueError(f"steps and batch_size must be >= 1; got {steps} and {batch_size}")
     device = torch.device(device)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = DegradationEstimator(y.shape[1]).to(device)
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    for _ in tqdm(range(steps), desc="degradation estimator", disable=not progress, leave=False):
+    model = seeded_init(lambda: DegradationEstimator(y.shape[1]), seed, device)
+
+    def batch_loss(gen: torch.Generator) -> torch.Tensor:
         rows = torch.randint(y.shape[0], (batch_size,), generator=gen)
-        loss = F.mse_loss(model(y[rows].to(device)), params[rows].to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return model.eval()
+        return F.mse_loss(model(y[rows].to(device)), params[rows].to(device))
+
+    return fit_steps(model, batch_loss, steps=steps, lr=lr, seed=seed, desc="degradation estimator",
+                     progress=progress)
 
 
 @dataclass(frozen=True)

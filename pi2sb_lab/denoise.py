@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+
+from .fit import fit_steps, seeded_init
 
 __all__ = ["ImageDenoiser", "train_denoiser"]
 
@@ -88,18 +89,13 @@ def train_denoiser(
         raise ValueError(f"images must be (N, C, H, W) and steps, batch_size >= 1; got {tuple(images.shape)}, "
                          f"{steps}, {batch_size}")
     device = torch.device(device)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = ImageDenoiser(images.shape[1]).to(device)
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    for _ in tqdm(range(steps), desc="Noise-I2SB denoiser", disable=not progress, leave=False):
+    model = seeded_init(lambda: ImageDenoiser(images.shape[1]), seed, device)
+
+    def batch_loss(gen: torch.Generator) -> torch.Tensor:
         x = images[torch.randint(images.shape[0], (batch_size,), generator=gen)].to(device)
         sigma = (lo + (hi - lo) * torch.rand(batch_size, generator=gen)).to(device)
         eps = torch.randn(x.shape, generator=gen).to(device)
-        loss = (model.predict_noise(x + sigma.reshape(-1, 1, 1, 1) * eps, sigma) - eps).square().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return model.eval().requires_grad_(False)
+        return (model.predict_noise(x + sigma.reshape(-1, 1, 1, 1) * eps, sigma) - eps).square().mean()
+
+    fit_steps(model, batch_loss, steps=steps, lr=lr, seed=seed, desc="Noise-I2SB denoiser", progress=progress)
+    return model.requires_grad_(False)

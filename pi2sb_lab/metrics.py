@@ -35,6 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .fit import seeded_init
+
 __all__ = [
     "DigitClassifier",
     "LPIPSMetric",
@@ -254,9 +256,7 @@ def train_digit_classifier(
             f"images must be (N, 1, S, S) and labels (N,), got {tuple(images.shape)} and {tuple(labels.shape)}"
         )
     device = torch.device(device)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = DigitClassifier(image_size=images.shape[-1]).to(device)
+    model = seeded_init(lambda: DigitClassifier(image_size=images.shape[-1]), seed, device)
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     n = images.shape[0]
