@@ -67,8 +67,12 @@ def randn_like(x: torch.Tensor, generator: torch.Generator | None = None) -> tor
 
 def posterior(schedule: Schedule, t: Time) -> BridgeCoeffs:
     """Mean coefficients and variance of q(X_t | X0, X1) at time(s) ``t`` (I2SB Prop. 3.3, eq. 11)."""
-    t = as_time(t)
-    s2, sb2 = schedule.sigma2(t), schedule.sigma_bar2(t)
+    return _posterior(schedule, as_time(t))
+
+
+def _posterior(schedule: Schedule, t: torch.Tensor) -> BridgeCoeffs:
+    # Unchecked: ``t`` is already a tensor in [0, 1] (public callers validate once, see as_time).
+    s2, sb2 = schedule._sigma2(t), schedule._sigma_bar2(t)
     total = s2 + sb2
     return BridgeCoeffs(mu_x0=sb2 / total, mu_x1=s2 / total, var=s2 * sb2 / total)
 
@@ -84,7 +88,12 @@ def sample_xt(
 ) -> torch.Tensor:
     """Draw X_t ~ q(X_t | X0, X1) (I2SB Alg. 1 line 4); with ``ot_ode`` return the mean μ_t (Prop. 3.4)."""
     _check_pair(x0, x1, ("x0", "x1"))
-    c = posterior(schedule, t)
+    return _sample_xt(schedule, x0, x1, as_time(t), ot_ode=ot_ode, generator=generator)
+
+
+def _sample_xt(schedule: Schedule, x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor, *, ot_ode: bool,
+               generator: torch.Generator | None) -> torch.Tensor:
+    c = _posterior(schedule, t)
     xt = _expand(c.mu_x0, x0) * x0 + _expand(c.mu_x1, x0) * x1
     if ot_ode:
         return xt
@@ -97,7 +106,11 @@ def eps_target(schedule: Schedule, x_t: torch.Tensor, x0: torch.Tensor, t: Time)
     t = as_time(t)
     if (t <= 0).any():
         raise ValueError("t must be > 0 for eps_target: σ_0 = 0 (the target is undefined at the clean end)")
-    return (x_t - x0) / _expand(schedule.sigma(t), x_t)
+    return _eps_target(schedule, x_t, x0, t)
+
+
+def _eps_target(schedule: Schedule, x_t: torch.Tensor, x0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return (x_t - x0) / _expand(schedule._sigma2(t).sqrt(), x_t)
 
 
 def step_posterior(schedule: Schedule, x0: torch.Tensor, x_t: torch.Tensor, t: Time, s: Time) -> StepPosterior:
@@ -111,7 +124,12 @@ def step_posterior(schedule: Schedule, x0: torch.Tensor, x_t: torch.Tensor, t: T
     t, s = as_time(t, name="t"), as_time(s, name="s")
     if (s >= t).any():
         raise ValueError("step_posterior needs s < t (the sampler walks from t = 1 towards t = 0)")
-    s2_t, s2_s = schedule.sigma2(t), schedule.sigma2(s)
+    return _step_posterior(schedule, x0, x_t, t, s)
+
+
+def _step_posterior(schedule: Schedule, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor,
+                    s: torch.Tensor) -> StepPosterior:
+    s2_t, s2_s = schedule._sigma2(t), schedule._sigma2(s)
     alpha2 = s2_t - s2_s
     mean = _expand(alpha2 / s2_t, x0) * x0 + _expand(s2_s / s2_t, x0) * x_t
     std = (s2_s * alpha2 / s2_t).sqrt()
@@ -128,4 +146,4 @@ def ot_velocity(schedule: Schedule, x_t: torch.Tensor, x0: torch.Tensor, t: Time
     t = as_time(t)
     if (t <= 0).any():
         raise ValueError("t must be > 0 for ot_velocity: β/σ² is singular at the clean end")
-    return _expand(schedule.beta(t) / schedule.sigma2(t), x_t) * (x_t - x0)
+    return _expand(schedule._beta(t) / schedule._sigma2(t), x_t) * (x_t - x0)

@@ -18,7 +18,7 @@ from typing import Iterator
 
 import torch
 import torch.distributed as torch_dist
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, TensorDataset
 
 _device: torch.device | None = None
 
@@ -147,6 +147,17 @@ class ShardedSampler(DistributedSampler):
         return self.num_samples - self.start
 
 
+class _ShardBatches(BatchSampler):
+    """Batches of a :class:`ShardedSampler` as index lists, with the sampler's ``set_epoch``/``num_samples``."""
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.sampler.set_epoch(epoch, start)
+
+    @property
+    def num_samples(self) -> int:
+        return self.sampler.num_samples
+
+
 def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = True, seed: int = 0, drop_last: bool = True,
                 num_workers: int = 0) -> DataLoader:
     """A ``DataLoader`` over this rank's shard of ``dataset``; ``batch_size`` is per rank.
@@ -154,19 +165,27 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = True, seed
     The sampler is a :class:`ShardedSampler` (a ``DistributedSampler``) in every world
     size; call ``loader.sampler.set_epoch(epoch)`` before each epoch so shuffling
     changes between epochs. The loader has its own seeded generator, so creating
-    iterators never consumes the global RNG.
+    iterators never consumes the global RNG. A ``TensorDataset`` is indexed with the
+    whole batch of indices at once (one gather, not ``batch_size`` item calls and a
+    collate: for the 2D toys that per-item work was most of a training step).
     """
     sampler = ShardedSampler(dataset, num_replicas=world_size(), rank=rank(), shuffle=shuffle, seed=seed,
                              drop_last=drop_last)
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=sampler,
-        drop_last=drop_last,
-        num_workers=num_workers,
-        pin_memory=_device is not None and _device.type == "cuda",
-        generator=torch.Generator().manual_seed(seed),
-    )
+    common = dict(num_workers=num_workers, pin_memory=_device is not None and _device.type == "cuda",
+                  generator=torch.Generator().manual_seed(seed))
+    if isinstance(dataset, TensorDataset):
+        batched = _ShardBatches(sampler, batch_size, drop_last)
+        loader = DataLoader(dataset, sampler=batched, batch_size=None, **common)
+    else:
+        loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last, **common)
+    return loader
+
+
+def _shard_sampler(loader: DataLoader) -> tuple[ShardedSampler | _ShardBatches, int, bool]:
+    """(the sampler, the batch size, drop_last) of a :func:`make_loader` loader, either kind."""
+    if loader.batch_size is None:  # a TensorDataset loader: its "sampler" yields whole batches
+        return loader.sampler, loader.sampler.batch_size, loader.sampler.drop_last
+    return loader.sampler, loader.batch_size, loader.drop_last
 
 
 def batches_from(loader: DataLoader, start: int = 0) -> Iterator:
@@ -176,11 +195,12 @@ def batches_from(loader: DataLoader, start: int = 0) -> Iterator:
     number of batches it has already consumed and sees exactly the batches an
     uninterrupted run would. (tensor, label) items come back as the tensor alone.
     """
-    n, size = loader.sampler.num_samples, loader.batch_size
-    per_epoch = n // size if loader.drop_last else -(-n // size)
+    sampler, size, drop_last = _shard_sampler(loader)
+    n = sampler.num_samples
+    per_epoch = n // size if drop_last else -(-n // size)
     epoch, skip = divmod(start, per_epoch)
     while True:
-        loader.sampler.set_epoch(epoch, start=skip * loader.batch_size)
+        sampler.set_epoch(epoch, start=skip * size)
         for batch in loader:
             yield batch[0] if isinstance(batch, (list, tuple)) else batch
         epoch, skip = epoch + 1, 0

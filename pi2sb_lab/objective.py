@@ -1,12 +1,19 @@
-"""The I2SB / P-I2SB training objective (I2SB Alg. 1, P-I2SB Alg. 1) as one loss function."""
+"""The I2SB / P-I2SB training objective (I2SB Alg. 1, P-I2SB Alg. 1): one loss, and its trainer-facing object.
+
+``bridge_loss`` is the loss on one batch of pairs. ``BridgeObjective`` is what
+``train.training_loop`` calls each micro-batch: it draws the training times and
+evaluates the loss, so the loop itself knows nothing about bridges (a VP
+diffusion or a supervised regression plugs in the same way; see
+``train.Objective``).
+"""
 
 from __future__ import annotations
 
 import torch
 
-from .bridge import sample_xt
+from .bridge import _sample_xt
 from .parameterization import Model, as_parameterization
-from .schedule import Schedule, TimeGrid
+from .schedule import Schedule, TimeGrid, as_time, time_grid
 
 
 def sample_t(batch: int, *, grid: TimeGrid | None = None, generator: torch.Generator | None = None,
@@ -45,9 +52,45 @@ def bridge_loss(
         raise ValueError(f"x0 and x1 must have the same shape; got {tuple(x0.shape)} and {tuple(x1.shape)}")
     param = as_parameterization(model, schedule)
     if t is None:
-        t = sample_t(x0.shape[0], grid=grid, generator=generator)
-    t = t.to(x0.device)
-    x_t = sample_xt(schedule, x0, x1, t, ot_ode=ot_ode, generator=generator)
-    err = (param(x_t, t, cond) - param.target(x_t, x0, t)).float().square()
-    per_sample = err.reshape(err.shape[0], -1).mean(dim=1)
+        t = sample_t(x0.shape[0], grid=grid, generator=generator)  # in (0, 1] by construction
+    else:
+        t = as_time(t)  # checked once here; everything below trusts it
+        if bool((t <= 0).any()):
+            raise ValueError("t must be > 0 for the bridge loss: σ_0 = 0 at the clean end")
+    per_sample = _bridge_loss(param, x0, x1, t.to(x0.device), cond=cond, ot_ode=ot_ode, generator=generator)
     return per_sample.mean() if reduction == "mean" else per_sample
+
+
+def _bridge_loss(param, x0, x1, t, *, cond, ot_ode, generator) -> torch.Tensor:
+    # Unchecked: t is a (B,) tensor in (0, 1] on x0's device. Per-sample losses (B,).
+    x_t = _sample_xt(param.schedule, x0, x1, t, ot_ode=ot_ode, generator=generator)
+    err = (param._forward(x_t, t, cond) - param._target(x_t, x0, t)).float().square()
+    return err.reshape(err.shape[0], -1).mean(dim=1)
+
+
+class BridgeObjective:
+    """I2SB Alg. 1 as ``training_loop``'s objective: ``loss(model, x0, x1, cond, …)`` on hashed pairs.
+
+    ``schedule``: the bridge's β(t); ``ot_ode``: train on the bridge mean (Prop. 3.4);
+    ``grid``/``grid_nfe``: draw t from a stored grid's points instead of U(0, 1].
+    ``prepare(model)`` wraps a bare backbone as an ε-parameterization.
+    """
+
+    def __init__(self, schedule: Schedule, *, ot_ode: bool = False, grid: str | None = None,
+                 grid_nfe: int = 1000) -> None:
+        self.schedule, self.ot_ode = schedule, ot_ode
+        self.grid = None if grid is None else time_grid(grid_nfe, grid)
+
+    def prepare(self, model: Model):
+        return as_parameterization(model, self.schedule)
+
+    def loss(self, model, x0: torch.Tensor, x1: torch.Tensor, cond=None, *, generator: torch.Generator,
+             time_generator: torch.Generator) -> torch.Tensor:
+        if x0.shape != x1.shape:
+            raise ValueError(f"pair_fn must give x0 and x1 of one shape; got {tuple(x0.shape)} and {tuple(x1.shape)}")
+        t = sample_t(x0.shape[0], grid=self.grid, generator=time_generator, device=x0.device)
+        return _bridge_loss(model, x0, x1, t, cond=cond, ot_ode=self.ot_ode, generator=generator).mean()
+
+    def describe(self) -> dict:
+        return {"kind": "bridge", "schedule": repr(self.schedule), "ot_ode": self.ot_ode,
+                "grid": None if self.grid is None else [self.grid.kind, self.grid.nfe]}

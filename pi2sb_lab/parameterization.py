@@ -14,14 +14,19 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .bridge import _expand, eps_target, posterior
+from .bridge import _eps_target, _expand, _posterior, eps_target
 from .schedule import Schedule, Time, as_time
 
 Model = Callable[..., torch.Tensor]
 
 
 class Parameterization(nn.Module):
-    """Base class. Subclasses define ``target`` and ``pred_x0``."""
+    """Base class. Subclasses define the unchecked ``_target`` and ``_pred_x0``.
+
+    The public ``forward`` / ``target`` / ``pred_x0`` check ``t`` once (``as_time``) and
+    call the underscored versions, which the sampler and the loss call directly on
+    times they have already checked: one validation per call, not three.
+    """
 
     name = "base"
 
@@ -33,19 +38,35 @@ class Parameterization(nn.Module):
     def _net(self, x_t: torch.Tensor, t: torch.Tensor, cond=None) -> torch.Tensor:
         return self.backbone(x_t, _batch_time(t, x_t), cond)
 
-    def forward(self, x_t: torch.Tensor, t: Time, cond=None) -> torch.Tensor:
-        return self._net(x_t, as_time(t), cond)
+    def _forward(self, x_t: torch.Tensor, t: torch.Tensor, cond=None) -> torch.Tensor:
+        return self._net(x_t, t, cond)
 
-    def target(self, x_t: torch.Tensor, x0: torch.Tensor, t: Time) -> torch.Tensor:  # pragma: no cover
+    def forward(self, x_t: torch.Tensor, t: Time, cond=None) -> torch.Tensor:
+        """The raw network output at (x_t, t): what the loss regresses onto ``target``."""
+        return self._forward(x_t, as_time(t), cond)
+
+    def target(self, x_t: torch.Tensor, x0: torch.Tensor, t: Time) -> torch.Tensor:
+        """The regression target of the network output, given the true clean ``x0``."""
+        return self._target(x_t, x0, as_time(t))
+
+    def pred_x0(self, x_t: torch.Tensor, t: Time, cond=None) -> torch.Tensor:
+        """The clean estimate X̂0(x_t, t) (I2SB Alg. 2 line 3)."""
+        return self._pred_x0(x_t, as_time(t), cond)
+
+    def _target(self, x_t, x0, t):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def pred_x0(self, x_t: torch.Tensor, t: Time, cond=None) -> torch.Tensor:  # pragma: no cover
+    def _pred_x0(self, x_t, t, cond=None):  # pragma: no cover - abstract
         raise NotImplementedError
 
 
 def _batch_time(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Continuous time as a ``(B,)`` tensor on the data's device, as every backbone receives it."""
-    t = t.to(device=x.device, dtype=x.dtype if x.is_floating_point() else torch.float32)
+    """Continuous time as a ``(B,)`` tensor on the data's device, as every backbone receives it.
+
+    float32 (float64 for float64 data, the theory checks) — never the data's low
+    precision: in bf16 neighbouring times 4e-3 apart would round to one value.
+    """
+    t = t.to(device=x.device, dtype=torch.float64 if x.dtype == torch.float64 else torch.float32)
     return t.expand(x.shape[0]) if t.ndim == 0 else t
 
 
@@ -55,11 +76,13 @@ class EpsParam(Parameterization):
     name = "eps"
 
     def target(self, x_t, x0, t):
-        return eps_target(self.schedule, x_t, x0, t)
+        return eps_target(self.schedule, x_t, x0, t)  # checks t > 0: σ_0 = 0 leaves it undefined
 
-    def pred_x0(self, x_t, t, cond=None):
-        t = as_time(t)
-        return x_t - _expand(self.schedule.sigma(t), x_t) * self._net(x_t, t, cond)
+    def _target(self, x_t, x0, t):
+        return _eps_target(self.schedule, x_t, x0, t)
+
+    def _pred_x0(self, x_t, t, cond=None):
+        return x_t - _expand(self.schedule._sigma2(t).sqrt(), x_t) * self._net(x_t, t, cond)
 
 
 class X0Param(Parameterization):
@@ -67,11 +90,11 @@ class X0Param(Parameterization):
 
     name = "x0"
 
-    def target(self, x_t, x0, t):
+    def _target(self, x_t, x0, t):
         return x0
 
-    def pred_x0(self, x_t, t, cond=None):
-        return self._net(x_t, as_time(t), cond)
+    def _pred_x0(self, x_t, t, cond=None):
+        return self._net(x_t, t, cond)
 
 
 class KarrasParam(Parameterization):
@@ -86,6 +109,8 @@ class KarrasParam(Parameterization):
 
     The network sees c_in X_t and is trained on (c_skip X_t − X0)/c_out (eq. 22);
     then X0 = c_skip X_t − c_out · out. Use :meth:`from_data` to estimate the statistics.
+    The coefficients are computed on the data's device (float64 there, except on
+    MPS, which has none), once per call.
     """
 
     name = "karras"
@@ -113,25 +138,30 @@ class KarrasParam(Parameterization):
 
     def coefficients(self, t: Time) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(c_in, c_skip, c_out) at time(s) t, in float64."""
-        v0, v1, c01 = self.stats.cpu()
-        c = posterior(self.schedule, as_time(t).double().cpu())
+        return self._coefficients(as_time(t))
+
+    def _coefficients(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        stats = self.stats
+        dtype = torch.float32 if stats.device.type == "mps" else torch.float64
+        v0, v1, c01 = stats.to(dtype)
+        c = _posterior(self.schedule, t.to(device=stats.device, dtype=dtype))
         var_xt = c.mu_x0**2 * v0 + c.mu_x1**2 * v1 + 2 * c.mu_x0 * c.mu_x1 * c01 + (0 if self.ot_ode else c.var)
         cov = c.mu_x0 * v0 + c.mu_x1 * c01
         c_out = (v0 - cov**2 / var_xt).clamp_min(1e-12).sqrt()
         return var_xt.rsqrt(), cov / var_xt, c_out
 
-    def forward(self, x_t, t, cond=None):
-        t = as_time(t)
-        c_in, _, _ = self.coefficients(t)
+    def _forward(self, x_t, t, cond=None):
+        c_in, _, _ = self._coefficients(t)
         return self._net(_expand(c_in, x_t) * x_t, t, cond)
 
-    def target(self, x_t, x0, t):
-        _, c_skip, c_out = self.coefficients(t)
+    def _target(self, x_t, x0, t):
+        _, c_skip, c_out = self._coefficients(t)
         return (_expand(c_skip, x_t) * x_t - x0) / _expand(c_out, x_t)
 
-    def pred_x0(self, x_t, t, cond=None):
-        _, c_skip, c_out = self.coefficients(t)
-        return _expand(c_skip, x_t) * x_t - _expand(c_out, x_t) * self.forward(x_t, t, cond)
+    def _pred_x0(self, x_t, t, cond=None):
+        c_in, c_skip, c_out = self._coefficients(t)  # once, not once more inside forward
+        out = self._net(_expand(c_in, x_t) * x_t, t, cond)
+        return _expand(c_skip, x_t) * x_t - _expand(c_out, x_t) * out
 
 
 PARAMETERIZATIONS: dict[str, type[Parameterization]] = {"eps": EpsParam, "x0": X0Param, "karras": KarrasParam}

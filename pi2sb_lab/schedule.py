@@ -23,32 +23,55 @@ GRIDS = ("uniform", "quadratic")
 
 
 def as_time(t: Time, *, name: str = "t") -> torch.Tensor:
-    """``t`` as a tensor (float64 unless it already is a floating tensor), checked to lie in [0, 1]."""
+    """``t`` as a floating tensor (float64 unless it already is one), checked to lie in [0, 1].
+
+    This is the one validation of a time argument: public functions call it once at
+    their boundary and hand the checked tensor to the unchecked ``Schedule._…`` methods,
+    so a sampler step does not re-validate (a host sync on a GPU) three times over.
+    """
     if not torch.is_tensor(t):
         t = torch.as_tensor(t, dtype=torch.float64)
     elif not t.is_floating_point():
         t = t.to(torch.float64)
-    if t.numel() and (torch.isnan(t).any() or t.min() < 0 or t.max() > 1):
-        lo, hi = t.min().item(), t.max().item()
-        raise ValueError(f"{name} must lie in [0, 1] (t=0 clean, t=1 degraded); got values in [{lo:g}, {hi:g}]")
+    if t.numel() and not bool(((t >= 0) & (t <= 1)).all()):  # NaN fails both comparisons
+        finite = t[torch.isfinite(t)]
+        lo, hi = (finite.min().item(), finite.max().item()) if finite.numel() else (float("nan"),) * 2
+        raise ValueError(f"{name} must lie in [0, 1] (t=0 clean, t=1 degraded); got values in [{lo:g}, {hi:g}]"
+                         + (" and NaN/inf" if finite.numel() < t.numel() else ""))
     return t
 
 
 class Schedule:
-    """Base class: subclasses define ``beta`` and ``sigma2``; ``sigma_bar2`` and the rest follow."""
+    """Base class: subclasses define ``_beta`` and ``_sigma2`` on checked times; the rest follows.
 
-    def beta(self, t: Time) -> torch.Tensor:  # pragma: no cover - abstract
+    The public methods take any time (a float or a tensor), check it once with
+    :func:`as_time` and call the unchecked ``_beta`` / ``_sigma2`` / ``_sigma_bar2``,
+    which the library's own hot paths call directly on times it has already checked.
+    """
+
+    def _beta(self, t: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def sigma2(self, t: Time) -> torch.Tensor:  # pragma: no cover - abstract
+    def _sigma2(self, t: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _sigma_bar2(self, t: torch.Tensor) -> torch.Tensor:
+        return self._sigma2(torch.ones_like(t)) - self._sigma2(t)
+
+    def beta(self, t: Time) -> torch.Tensor:
+        """The rate β(t)."""
+        return self._beta(as_time(t))
+
+    def sigma2(self, t: Time) -> torch.Tensor:
+        """σ²(t) = ∫₀ᵗ β: the variance accumulated from the clean side."""
+        return self._sigma2(as_time(t))
 
     def sigma_bar2(self, t: Time) -> torch.Tensor:
-        t = as_time(t)
-        return self.sigma2(torch.ones_like(t)) - self.sigma2(t)
+        """σ̄²(t) = ∫ₜ¹ β: the variance accumulated from the degraded side."""
+        return self._sigma_bar2(as_time(t))
 
     def sigma(self, t: Time) -> torch.Tensor:
-        return self.sigma2(t).sqrt()
+        return self._sigma2(as_time(t)).sqrt()
 
     @property
     def total(self) -> float:
@@ -62,12 +85,16 @@ class Schedule:
 
 @dataclass(frozen=True)
 class SymmetricSchedule(Schedule):
-    """I2SB's symmetric schedule (I2SB Fig. 6), in continuous time.
+    """I2SB's released symmetric schedule (I2SB Fig. 6), in continuous time.
 
-    β(t) = (√β_min + 2t(√β_max − √β_min))² for t ≤ ½ and β(t) = β(1 − t) for t > ½:
-    small at both ends, largest in the middle. β_min = 0.1, β_max = 0.3 is the
-    continuous version of I2SB's default 1000-step schedule (per-step betas
-    1e-4 … 3e-4 are β(t)/1000).
+    √β(t) = √β_min + t(√β_max − √β_min) for t ≤ ½, and β(t) = β(1 − t) for t > ½:
+    smallest at both ends, largest in the middle.
+
+    This is the continuum limit of I2SB's code, which builds 1000 per-step betas as
+    a square-root linspace from β_min/1000 to β_max/1000, keeps the first half and
+    mirrors it. So ``beta_max`` is where the *unmirrored* ramp would end at t = 1,
+    not the peak: the peak, at t = ½, is ``peak = ((√β_min + √β_max)/2)²``
+    (≈ 0.187 for the defaults 0.1, 0.3), and σ²(1) ≈ 0.141.
     """
 
     beta_min: float = 0.1
@@ -77,34 +104,37 @@ class SymmetricSchedule(Schedule):
         if not (self.beta_min > 0 and self.beta_max > 0):
             raise ValueError(f"beta_min and beta_max must be > 0; got {self.beta_min}, {self.beta_max}")
 
-    def _half(self, t: torch.Tensor) -> tuple[torch.Tensor, float]:
-        a = self.beta_min**0.5
-        return a + 2.0 * t * (self.beta_max**0.5 - a), a
+    @property
+    def peak(self) -> float:
+        """β(½) = ((√β_min + √β_max)/2)², the largest rate (for β_min < β_max)."""
+        return ((self.beta_min**0.5 + self.beta_max**0.5) / 2) ** 2
 
-    def beta(self, t: Time) -> torch.Tensor:
-        t = as_time(t)
+    def _ramp(self, t: torch.Tensor) -> tuple[torch.Tensor, float]:
+        # √β on the rising half: a + t(b − a) with a = √β_min, b = √β_max (slope b − a, not 2(b − a)).
+        a = self.beta_min**0.5
+        return a + t * (self.beta_max**0.5 - a), a
+
+    def _beta(self, t: torch.Tensor) -> torch.Tensor:
         # torch.where, not torch.minimum: at the tie t = ½ minimum splits the gradient in two.
-        u, _ = self._half(torch.where(t <= 0.5, t, 1.0 - t))
+        u, _ = self._ramp(torch.where(t <= 0.5, t, 1.0 - t))
         return u * u
 
     def _left_integral(self, t: torch.Tensor) -> torch.Tensor:
-        # ∫₀ᵗ (a + 2τ(b − a))² dτ = (u³ − a³) / (6(b − a)) with u = a + 2t(b − a);
-        # factoring u − a = 2t(b − a) gives t(u² + ua + a²)/3, which also holds for b = a.
-        u, a = self._half(t)
+        # ∫₀ᵗ (a + τ(b − a))² dτ = (u³ − a³) / (3(b − a)) with u = a + t(b − a);
+        # factoring u − a = t(b − a) gives t(u² + ua + a²)/3, which also holds for b = a.
+        u, a = self._ramp(t)
         return t * (u * u + u * a + a * a) / 3.0
 
-    def sigma2(self, t: Time) -> torch.Tensor:
-        t = as_time(t)
+    def _sigma2(self, t: torch.Tensor) -> torch.Tensor:
         half = torch.full_like(t, 0.5)
         left = self._left_integral(torch.where(t <= 0.5, t, half))
         right = 2 * self._left_integral(half) - self._left_integral(torch.where(t > 0.5, 1.0 - t, half))
         return torch.where(t <= 0.5, left, right)
 
-    def sigma_bar2(self, t: Time) -> torch.Tensor:
+    def _sigma_bar2(self, t: torch.Tensor) -> torch.Tensor:
         # β is symmetric, so ∫ₜ¹ β = ∫₀^{1−t} β; computing it this way keeps full
         # relative precision near t = 1 instead of subtracting two close numbers.
-        t = as_time(t)
-        return self.sigma2(1.0 - t)
+        return self._sigma2(1.0 - t)
 
     def scaled(self, c: float) -> "SymmetricSchedule":
         if not c > 0:
@@ -119,42 +149,42 @@ class ConstantSchedule(Schedule):
     the method ``beta(t)``; it is immutable all the same.)
     """
 
-    __slots__ = ("_beta",)
+    __slots__ = ("_beta_value",)
 
     def __init__(self, beta: float = 0.1) -> None:
         if not beta > 0:
             raise ValueError(f"beta must be > 0; got {beta}")
-        object.__setattr__(self, "_beta", float(beta))
+        object.__setattr__(self, "_beta_value", float(beta))
 
     def __setattr__(self, name, value):
         raise AttributeError("ConstantSchedule is immutable")
 
     def __repr__(self) -> str:
-        return f"ConstantSchedule(beta={self._beta!r})"
+        return f"ConstantSchedule(beta={self._beta_value!r})"
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, ConstantSchedule) and other._beta == self._beta
+        return isinstance(other, ConstantSchedule) and other._beta_value == self._beta_value
 
     def __hash__(self) -> int:
-        return hash(("constant", self._beta))
+        return hash(("constant", self._beta_value))
 
     @property
     def beta_value(self) -> float:
-        return self._beta
+        return self._beta_value
 
-    def beta(self, t: Time) -> torch.Tensor:
-        return torch.full_like(as_time(t), self._beta)
+    def _beta(self, t: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(t, self._beta_value)
 
-    def sigma2(self, t: Time) -> torch.Tensor:
-        return self._beta * as_time(t)
+    def _sigma2(self, t: torch.Tensor) -> torch.Tensor:
+        return self._beta_value * t
 
-    def sigma_bar2(self, t: Time) -> torch.Tensor:
-        return self._beta * (1.0 - as_time(t))
+    def _sigma_bar2(self, t: torch.Tensor) -> torch.Tensor:
+        return self._beta_value * (1.0 - t)
 
     def scaled(self, c: float) -> "ConstantSchedule":
         if not c > 0:
             raise ValueError(f"scale c must be > 0; got {c}")
-        return ConstantSchedule(self._beta * c)
+        return ConstantSchedule(self._beta_value * c)
 
 
 SCHEDULES = {"symmetric": SymmetricSchedule, "constant": ConstantSchedule}
@@ -167,7 +197,7 @@ def make_schedule(name: str, **kwargs) -> Schedule:
     return SCHEDULES[name](**kwargs)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TimeGrid:
     """The one stored grid 0 = t_0 < t_1 < … < t_N = 1 that sampling (and grid training) index.
 
@@ -179,6 +209,13 @@ class TimeGrid:
 
     t: torch.Tensor
     kind: str
+
+    # A dataclass's generated == would compare the tensor field with ==, whose truth is ambiguous.
+    def __eq__(self, other) -> bool:
+        return isinstance(other, TimeGrid) and other.kind == self.kind and torch.equal(other.t, self.t)
+
+    def __hash__(self) -> int:
+        return hash((self.kind, tuple(self.t.tolist())))
 
     @property
     def nfe(self) -> int:

@@ -1,13 +1,17 @@
-"""One training loop for every scale: I2SB Alg. 1 / P-I2SB Alg. 1 with EMA, checkpoints and logs.
+"""One training loop for every scale and every learned model: I2SB Alg. 1 / P-I2SB Alg. 1 and the helpers.
 
 Each optimizer step, on every rank:
 
     x ~ dataset                                  (this rank's shard)
-    (x0, x1, cond) = pair_fn(x, generator)       (degradation + pseudo-hashing, P-I2SB eq. 11/19)
-    t ~ U(0, 1]  (or the points of a grid)
-    X_t ~ q(X_t | X0, X1)                        (I2SB Prop. 3.3; its mean with OT-ODE)
-    loss = ‖net(X_t, t, cond) − target‖²         (I2SB eq. 12 for ε; see objective.bridge_loss)
+    pair = pair_fn(x, generator)                 (degradation + pseudo-hashing, P-I2SB eq. 11/19)
+    loss = objective.loss(model, *pair)          (a bridge: t ~ U(0, 1], X_t ~ q(X_t | X0, X1),
+                                                  ‖net(X_t, t, cond) − target‖², I2SB eq. 12)
     gradient step (averaged over ranks by DDP), then EMA update
+    every callback_every steps: callback(state)  (sampling, evaluation, image grids)
+
+The objective is the only part that knows what is learned: ``objective.BridgeObjective``
+(the default, built from ``schedule``), a VP diffusion's, or a :class:`SupervisedObjective`
+for the small auxiliary networks (digit classifier, degradation estimator, denoiser).
 
 The same function runs as ``python script.py`` and under ``torchrun``: ``dist.init()``
 fills in a world of one. Counters count samples seen across all ranks, so they stay
@@ -27,7 +31,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
@@ -40,28 +44,28 @@ from . import __version__
 from . import dist
 from .checkpoint import check_config, checkpoint_path, latest_checkpoint, load_checkpoint, prune_checkpoints, \
     save_checkpoint
-from .objective import bridge_loss, sample_t
-from .parameterization import Parameterization, as_parameterization
-from .schedule import Schedule, time_grid
+from .objective import BridgeObjective
+from .schedule import Schedule
 
 PairFn = Callable[[torch.Tensor, torch.Generator], tuple]
+LR_DECAYS = ("constant", "cosine")
 # Settings that may change when a run is resumed without it being worth a warning.
 _RESUMABLE_CHANGES = {"total_steps", "total_samples", "resume", "progress", "log_every", "checkpoint_every",
-                      "keep_checkpoints", "num_workers", "run_dir", "device"}
+                      "keep_checkpoints", "num_workers", "run_dir", "device", "callback", "callback_every"}
 
 
 @dataclass(frozen=True)
 class TrainResult:
     """What :func:`training_loop` returns.
 
-    ``model``: the trained parameterization (a bare backbone comes back wrapped in ``EpsParam``;
-    its weights are trained in place). ``ema``: a separate copy holding the EMA weights, ready
+    ``model``: the trained model (for a bridge, a bare backbone comes back wrapped in
+    ``EpsParam``; its weights are trained in place). ``ema``: a separate copy holding the EMA weights, ready
     for ``sampler.sample``. ``losses``: the rank-averaged loss of every step since step 0
     (restored from the checkpoint when resumed). ``steps``, ``samples_seen``: global counters.
     """
 
-    model: Parameterization
-    ema: Parameterization
+    model: nn.Module
+    ema: nn.Module
     losses: list[float]
     steps: int
     samples_seen: int
@@ -104,15 +108,64 @@ class EMA:
         model.load_state_dict(self.ema_model.state_dict())
 
 
-class _BridgeLoss(nn.Module):
-    """The loss as a module, so DDP sees the whole forward pass (and the parameterization keeps its type)."""
+class Objective(Protocol):
+    """What ``training_loop`` minimises. ``prepare(model)`` may wrap the model (a bridge wraps a bare
+    backbone as ε-parameterization); ``loss(model, *pair, generator=, time_generator=)`` is the scalar
+    loss of one micro-batch, ``pair`` being what ``pair_fn`` returned; ``describe()`` goes to config.json."""
 
-    def __init__(self, param: Parameterization, schedule: Schedule, ot_ode: bool) -> None:
+    def prepare(self, model: nn.Module) -> nn.Module: ...
+
+    def loss(self, model: nn.Module, *pair, generator: torch.Generator,
+             time_generator: torch.Generator) -> torch.Tensor: ...
+
+    def describe(self) -> dict: ...
+
+
+class SupervisedObjective:
+    """A plain supervised loss for the auxiliary networks: ``loss_fn(model, *pair) -> scalar``.
+
+    ``pair_fn`` returns whatever ``loss_fn`` needs after the model (inputs and targets;
+    noise drawn from the generator it was given). ``name`` goes into config.json.
+    """
+
+    def __init__(self, loss_fn: Callable[..., torch.Tensor], name: str = "supervised") -> None:
+        self.loss_fn, self.name = loss_fn, name
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        return model
+
+    def loss(self, model, *pair, generator, time_generator):
+        return self.loss_fn(model, *pair)
+
+    def describe(self) -> dict:
+        return {"kind": "supervised", "name": self.name}
+
+
+class _ObjectiveModule(nn.Module):
+    """The model and its objective as one module, so DDP sees the whole forward pass (and the model keeps
+    its own type and methods)."""
+
+    def __init__(self, model: nn.Module, objective: Objective) -> None:
         super().__init__()
-        self.param, self.schedule, self.ot_ode = param, schedule, ot_ode
+        self.model, self.objective = model, objective
 
-    def forward(self, x0, x1, t, cond, generator):
-        return bridge_loss(self.param, x0, x1, self.schedule, cond=cond, ot_ode=self.ot_ode, t=t, generator=generator)
+    def forward(self, pair, generator, time_generator):
+        return self.objective.loss(self.model, *pair, generator=generator, time_generator=time_generator)
+
+
+@dataclass(frozen=True)
+class TrainState:
+    """What a ``callback`` sees: global counters, the model being trained and its EMA copy, the losses
+    so far (rank-averaged), the run folder and this rank's device. Called on every rank: sample with
+    ``ema`` and write files on rank 0 only (``dist.is_main()``)."""
+
+    step: int
+    samples_seen: int
+    model: nn.Module
+    ema: nn.Module
+    losses: list[float]
+    run_dir: Path | None
+    device: torch.device
 
 
 def _describe(value) -> object:
@@ -151,41 +204,20 @@ def _rewrite_log(log_path: Path, last_step: int) -> None:
     os.replace(tmp, log_path)
 
 
-def training_loop(
-    *,
-    model: nn.Module,                   # a Parameterization (EpsParam, X0Param, KarrasParam) or a backbone (read as ε)
-    schedule: Schedule,                 # β(t) of the bridge, e.g. SymmetricSchedule()
-    dataset: Dataset | torch.Tensor,    # clean samples: a Tensor, or a map-style dataset of tensors or (tensor, label)
-    pair_fn: PairFn,                    # (x_clean, generator) -> (x0, x1, cond): degradation and pseudo-hashing
-    total_steps: int | None = None,     # length of training in optimizer steps ...
-    total_samples: int | None = None,   # ... or in samples (rounded up to whole steps); give exactly one
-    batch_size: int = 64,               # global batch per optimizer step, split over ranks and accumulation rounds
-    grad_accum: int = 1,                # micro-batches per optimizer step on each rank
-    lr: float = 1e-4,                   # AdamW learning rate
-    lr_warmup_steps: int = 0,           # linear learning-rate ramp over the first steps (0: none)
-    betas: tuple[float, float] = (0.9, 0.999),  # AdamW betas
-    weight_decay: float = 0.0,          # AdamW decoupled weight decay (0: plain Adam)
-    grad_clip: float | None = None,     # clip the global gradient norm to this (None: no clipping)
-    ema_decay: float = 0.999,           # EMA decay per step (I2SB uses 0.9999 on long runs)
-    ot_ode: bool = False,               # train for the OT-ODE: X_t is the bridge mean (I2SB Prop. 3.4)
-    grid: str | None = None,            # None: t ~ U(0, 1]; "uniform"/"quadratic": t drawn from a stored grid
-    grid_nfe: int = 1000,               # number of grid steps when grid is set
-    bf16: bool | None = None,           # bf16 autocast of the forward pass; None: on for CUDA, off on CPU
-    seed: int = 0,                      # seeds everything; runs are reproducible, never randomly seeded
-    device: str | None = None,          # None: dist.init()'s choice (cuda:LOCAL_RANK or cpu)
-    num_workers: int = 0,               # DataLoader worker processes per rank
-    run_dir: str | os.PathLike | None = None,  # config.json, log.jsonl, checkpoints; None writes nothing
-    resume: bool = False,               # continue from the latest checkpoint in run_dir (fresh start if none)
-    checkpoint_every: int | None = None,  # checkpoint every N steps (and always at the end when run_dir is set)
-    keep_checkpoints: int | None = 1,   # how many recent checkpoints to keep (None: all)
-    log_every: int = 100,               # steps between log.jsonl rows and progress-bar updates
-    progress: bool = True,              # tqdm progress bar (rank 0 only)
-    config: dict | None = None,         # extra JSON-like settings of the caller, stored in config.json as "extra"
-) -> TrainResult:
-    """Train ``model`` on bridge pairs from ``dataset`` (I2SB Alg. 1, P-I2SB Alg. 1); see the module docstring."""
-    arguments = dict(locals())  # the whole run as one dict (config.json), as NVlabs/edm does
-    settings = {k: _describe(v) for k, v in arguments.items() if k != "config"}
-    lr, weight_decay, betas = float(lr), float(weight_decay), (float(betas[0]), float(betas[1]))  # not numpy scalars
+def _lr_at(step: int, *, lr: float, warmup: int, decay: str, final: float, total: int) -> float:
+    """The learning rate of optimizer step ``step`` (0-based): linear warm-up, then constant or cosine
+    decay from ``lr`` to ``final · lr`` at the last step."""
+    if warmup > 0 and step < warmup:
+        return lr * (step + 1) / warmup
+    if decay == "cosine":
+        progress = min(1.0, step / max(1, total - 1))
+        return lr * (final + (1 - final) * 0.5 * (1 + math.cos(math.pi * progress)))
+    return lr
+
+
+def _check_settings(*, total_steps, total_samples, batch_size, seed, keep_checkpoints, resume, run_dir, lr_decay,
+                    lr_final, callback, callback_every) -> int:
+    """Check the settings that need no model or data; return the run's length in optimizer steps."""
     if (total_steps is None) == (total_samples is None):
         raise ValueError("give exactly one of total_steps and total_samples")
     if total_steps is None:
@@ -196,6 +228,128 @@ def training_loop(
         raise ValueError(f"keep_checkpoints must be None (keep all) or >= 1; got {keep_checkpoints}")
     if resume and run_dir is None:
         raise ValueError("resume=True needs a run_dir to resume from")
+    if lr_decay not in LR_DECAYS:
+        raise ValueError(f"lr_decay must be one of {list(LR_DECAYS)}; got {lr_decay!r}")
+    if not 0 <= lr_final <= 1:
+        raise ValueError(f"lr_final must lie in [0, 1] (a fraction of lr); got {lr_final}")
+    if callback is not None and (type(callback_every) is not int or callback_every < 1):
+        raise ValueError(f"callback_every must be an int >= 1 when a callback is given; got {callback_every!r}")
+    return total_steps
+
+
+def _build_objective(objective, schedule, ot_ode, grid, grid_nfe):
+    if objective is None:
+        if schedule is None:
+            raise ValueError("give a schedule (to train a bridge) or an objective")
+        return BridgeObjective(schedule, ot_ode=ot_ode, grid=grid, grid_nfe=grid_nfe)
+    if schedule is not None or ot_ode or grid is not None:
+        raise ValueError("schedule, ot_ode and grid set the default bridge objective; with objective= given, "
+                         "put them into the objective instead")
+    return objective
+
+
+def _open_run(run_dir: Path | None, resume: bool, config: dict, device: torch.device, *, model, ema,
+              optimizer) -> tuple[int, int, list[float], float]:
+    """Start fresh or continue from the latest checkpoint in ``run_dir``: (step, samples_seen, losses, elapsed)."""
+    if run_dir is None:
+        return 0, 0, [], 0.0
+    step, samples_seen, losses, elapsed = 0, 0, [], 0.0
+    ckpt_file = latest_checkpoint(run_dir)
+    if not resume and (ckpt_file is not None or (run_dir / "config.json").exists()):
+        raise FileExistsError(f"{run_dir} already holds a run; pass resume=True to continue it, or a new run_dir")
+    dist.barrier()  # every rank has looked at run_dir before rank 0 writes to it
+    if ckpt_file is not None:
+        ckpt = load_checkpoint(ckpt_file, map_location=device)
+        ckpt.restore(model=model, ema=ema, optimizer=optimizer)
+        step, samples_seen = ckpt.step, ckpt.samples_seen
+        losses, elapsed = ckpt.parts["losses"].tolist(), float(ckpt.parts["elapsed"])
+        changed = sorted(k for k in config if k not in _RESUMABLE_CHANGES and ckpt.config.get(k) != config[k])
+        if changed:
+            dist.print0(f"warning: resuming {ckpt_file} with changed settings {changed}")
+        dist.print0(f"resumed from {ckpt_file} at step {step} ({samples_seen} samples)")
+    if dist.is_main():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if ckpt_file is None:
+            (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        _rewrite_log(run_dir / "log.jsonl", step)
+    dist.barrier()
+    return step, samples_seen, losses, elapsed
+
+
+def _seed_step(seed: int, rank: int, step: int, gen_t: torch.Generator, gen: torch.Generator,
+               device: torch.device) -> None:
+    """Seed this step's random streams from (seed, rank, step) alone: the step counter is the RNG state."""
+    seed_t, seed_data, seed_global = _step_seeds(seed, rank, step)
+    gen_t.manual_seed(seed_t)
+    gen.manual_seed(seed_data)
+    torch.random.default_generator.manual_seed(seed_global)  # dropout and other global-RNG users
+    if device.type == "cuda":
+        torch.cuda.manual_seed(seed_global)
+
+
+def _accumulate(forward, ddp, batches, pair_fn, grad_accum: int, device: torch.device, use_bf16: bool,
+                gen: torch.Generator, gen_t: torch.Generator) -> tuple[torch.Tensor, int]:
+    """Forward and backward over ``grad_accum`` micro-batches; (mean loss, micro-batch samples on this rank)."""
+    step_loss, samples = torch.zeros((), device=device), 0
+    for k in range(grad_accum):
+        x = next(batches).to(device, non_blocking=True)
+        pair = pair_fn(x, gen)                                            # e.g. hashed bridge endpoints
+        last_round = k == grad_accum - 1
+        sync = contextlib.nullcontext() if ddp is None or last_round else ddp.no_sync()
+        with sync:  # gradients are averaged over ranks only on the last accumulation round
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                loss = forward(pair, gen, gen_t)
+            (loss / grad_accum).backward()
+        step_loss += loss.detach().float() / grad_accum
+        samples += x.shape[0]
+    return step_loss, samples
+
+
+def training_loop(
+    *,
+    model: nn.Module,                   # what is trained: for a bridge a Parameterization or a backbone (read as ε)
+    dataset: Dataset | torch.Tensor,    # clean samples: a Tensor, or a map-style dataset of tensors or (tensor, label)
+    pair_fn: PairFn,                    # (x, generator) -> the objective's inputs; a bridge's: (x0, x1, cond)
+    schedule: Schedule | None = None,   # β(t) of a bridge: the default objective, BridgeObjective(schedule, …)
+    objective: Objective | None = None,  # … or any other (a VP diffusion's, SupervisedObjective); then no schedule
+    total_steps: int | None = None,     # length of training in optimizer steps ...
+    total_samples: int | None = None,   # ... or in samples (rounded up to whole steps); give exactly one
+    batch_size: int = 64,               # global batch per optimizer step, split over ranks and accumulation rounds
+    grad_accum: int = 1,                # micro-batches per optimizer step on each rank
+    lr: float = 1e-4,                   # AdamW learning rate
+    lr_warmup_steps: int = 0,           # linear learning-rate ramp over the first steps (0: none)
+    lr_decay: str = "constant",         # after warm-up: "constant", or "cosine" down to lr_final · lr at the end
+    lr_final: float = 0.1,              # the cosine's final fraction of lr
+    betas: tuple[float, float] = (0.9, 0.999),  # AdamW betas
+    weight_decay: float = 0.0,          # AdamW decoupled weight decay (0: plain Adam)
+    grad_clip: float | None = None,     # clip the global gradient norm to this (None: no clipping)
+    ema_decay: float = 0.999,           # EMA decay per step (I2SB uses 0.9999 on long runs; 0: a plain copy)
+    ot_ode: bool = False,               # bridge: train for the OT-ODE, X_t is the bridge mean (I2SB Prop. 3.4)
+    grid: str | None = None,            # bridge: None, t ~ U(0, 1]; "uniform"/"quadratic": t from a stored grid
+    grid_nfe: int = 1000,               # bridge: number of grid steps when grid is set
+    bf16: bool | None = None,           # bf16 autocast of the forward pass; None: on for CUDA, off on CPU
+    seed: int = 0,                      # seeds everything; runs are reproducible, never randomly seeded
+    device: str | None = None,          # None: dist.init()'s choice (cuda:LOCAL_RANK or cpu)
+    num_workers: int = 0,               # DataLoader worker processes per rank
+    run_dir: str | os.PathLike | None = None,  # config.json, log.jsonl, checkpoints; None writes nothing
+    resume: bool = False,               # continue from the latest checkpoint in run_dir (fresh start if none)
+    checkpoint_every: int | None = None,  # checkpoint every N steps (and always at the end when run_dir is set)
+    keep_checkpoints: int | None = 1,   # how many recent checkpoints to keep (None: all)
+    log_every: int = 100,               # steps between log.jsonl rows and progress-bar updates
+    progress: bool | str = True,        # tqdm progress bar on rank 0 (a string: its description)
+    callback: Callable[[TrainState], None] | None = None,  # called on every rank every callback_every steps
+    callback_every: int | None = None,  # … and after the last step
+    config: dict | None = None,         # extra JSON-like settings of the caller, stored in config.json as "extra"
+) -> TrainResult:
+    """Train ``model`` on pairs from ``dataset`` (I2SB Alg. 1, P-I2SB Alg. 1); see the module docstring."""
+    arguments = dict(locals())  # the whole run as one dict (config.json), as NVlabs/edm does
+    settings = {k: _describe(v) for k, v in arguments.items() if k not in ("config", "objective")}
+    lr, weight_decay, betas = float(lr), float(weight_decay), (float(betas[0]), float(betas[1]))  # not numpy scalars
+    total_steps = _check_settings(total_steps=total_steps, total_samples=total_samples, batch_size=batch_size,
+                                  seed=seed, keep_checkpoints=keep_checkpoints, resume=resume, run_dir=run_dir,
+                                  lr_decay=lr_decay, lr_final=lr_final, callback=callback,
+                                  callback_every=callback_every)
+    objective = _build_objective(objective, schedule, ot_ode, grid, grid_nfe)
 
     # Where this rank runs, and how the global batch splits over ranks and accumulation rounds.
     device = dist.init(device)
@@ -205,44 +359,23 @@ def training_loop(
         raise ValueError(f"batch_size {batch_size} must be a multiple of world_size × grad_accum = "
                          f"{world} × {grad_accum}")
     use_bf16 = device.type == "cuda" if bf16 is None else bf16
-    config = check_config(dict(settings, extra=check_config(config, "config"), world_size=world,
-                               micro_batch=micro, version=__version__))
+    config = check_config(dict(settings, objective=objective.describe(), extra=check_config(config, "config"),
+                               world_size=world, micro_batch=micro, version=__version__))
 
-    # The model (wrapped as a parameterization), its EMA copy, the optimizer.
-    param = as_parameterization(model, schedule).to(device).train()
-    # DDP wraps the loss, not the model, so the parameterization keeps its own target and type.
+    # The model (a bridge's wrapped as a parameterization), its EMA copy, the optimizer.
+    model = objective.prepare(model).to(device).train()
+    # DDP wraps model + objective, not the model, so the model keeps its own methods and type.
     # Wrapping broadcasts rank 0's weights: the EMA copy is made after it, identical on every rank.
-    loss_module = _BridgeLoss(param, schedule, ot_ode)
+    loss_module = _ObjectiveModule(model, objective)
     ddp = None if world == 1 else \
         DistributedDataParallel(loss_module, device_ids=[device.index] if device.type == "cuda" else None)
     forward = loss_module if ddp is None else ddp
-    ema = EMA(param, ema_decay)
-    optimizer = torch.optim.AdamW(param.parameters(), lr=lr, betas=betas, weight_decay=weight_decay)
-    t_grid = None if grid is None else time_grid(grid_nfe, grid)
+    ema = EMA(model, ema_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=betas, weight_decay=weight_decay)
 
-    # Start fresh, or continue from the latest checkpoint.
-    step, samples_seen, losses, elapsed_before = 0, 0, [], 0.0
     run_dir = None if run_dir is None else Path(run_dir)
-    if run_dir is not None:
-        ckpt_file = latest_checkpoint(run_dir)
-        if not resume and (ckpt_file is not None or (run_dir / "config.json").exists()):
-            raise FileExistsError(f"{run_dir} already holds a run; pass resume=True to continue it, or a new run_dir")
-        dist.barrier()  # every rank has looked at run_dir before rank 0 writes to it
-        if ckpt_file is not None:
-            ckpt = load_checkpoint(ckpt_file, map_location=device)
-            ckpt.restore(model=param, ema=ema, optimizer=optimizer)
-            step, samples_seen = ckpt.step, ckpt.samples_seen
-            losses, elapsed_before = ckpt.parts["losses"].tolist(), float(ckpt.parts["elapsed"])
-            changed = sorted(k for k in config if k not in _RESUMABLE_CHANGES and ckpt.config.get(k) != config[k])
-            if changed:
-                dist.print0(f"warning: resuming {ckpt_file} with changed settings {changed}")
-            dist.print0(f"resumed from {ckpt_file} at step {step} ({samples_seen} samples)")
-        if dist.is_main():
-            run_dir.mkdir(parents=True, exist_ok=True)
-            if ckpt_file is None:
-                (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-            _rewrite_log(run_dir / "log.jsonl", step)
-        dist.barrier()
+    step, samples_seen, losses, elapsed_before = _open_run(run_dir, resume, config, device, model=model, ema=ema,
+                                                           optimizer=optimizer)
 
     # Data: this rank's shard, continuing at the micro-batch the checkpoint reached.
     if isinstance(dataset, torch.Tensor):
@@ -252,13 +385,15 @@ def training_loop(
         raise ValueError(f"dataset of {len(dataset)} samples gives no full micro-batch of {micro} per rank")
     batches = dist.batches_from(loader, step * grad_accum)
 
-    gen_t = torch.Generator()                  # t ~ U(0, 1] (objective.sample_t draws on the CPU)
+    gen_t = torch.Generator()                  # the objective's training times (drawn on the CPU)
     gen = torch.Generator(device=device)       # pair_fn's degradations and the bridge noise
 
     pending: list[torch.Tensor] = []           # step losses not yet averaged over ranks
     last_logged, last_saved = step - step % log_every, step  # losses[i] is the loss of step i + 1
+    last_called = step
     start_time = time.time()
-    bar = tqdm(total=total_steps, initial=step, unit="step", disable=not (progress and dist.is_main()))
+    desc = progress if isinstance(progress, str) else None
+    bar = tqdm(total=total_steps, initial=step, unit="step", desc=desc, disable=not (progress and dist.is_main()))
 
     def flush_losses() -> None:
         if pending:
@@ -268,42 +403,29 @@ def training_loop(
     def write_checkpoint() -> None:
         if dist.is_main():
             save_checkpoint(checkpoint_path(run_dir, step), config=config, step=step, samples_seen=samples_seen,
-                            model=param, ema=ema, optimizer=optimizer, elapsed=elapsed_before + time.time() - start_time,
+                            model=model, ema=ema, optimizer=optimizer, elapsed=elapsed_before + time.time() - start_time,
                             losses=torch.tensor(losses, dtype=torch.float64))
             prune_checkpoints(run_dir, keep_checkpoints)
         dist.barrier()
 
+    def call_back() -> None:
+        flush_losses()
+        callback(TrainState(step, samples_seen, model, ema.ema_model, losses, run_dir, device))
+
     try:
         while step < total_steps:
-            # The random streams of this step: a function of (seed, rank, step) only.
-            seed_t, seed_data, seed_global = _step_seeds(seed, rank, step)
-            gen_t.manual_seed(seed_t)
-            gen.manual_seed(seed_data)
-            torch.random.default_generator.manual_seed(seed_global)  # dropout and other global-RNG users
-            if device.type == "cuda":
-                torch.cuda.manual_seed(seed_global)
-
+            _seed_step(seed, rank, step, gen_t, gen, device)
             optimizer.zero_grad(set_to_none=True)
-            step_loss = torch.zeros((), device=device)
-            for k in range(grad_accum):
-                x = next(batches).to(device, non_blocking=True)
-                x0, x1, cond = pair_fn(x, gen)                                   # bridge endpoints
-                t = sample_t(x0.shape[0], grid=t_grid, generator=gen_t, device=device)
-                last_round = k == grad_accum - 1
-                sync = contextlib.nullcontext() if ddp is None or last_round else ddp.no_sync()
-                with sync:  # gradients are averaged over ranks only on the last accumulation round
-                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                        loss = forward(x0, x1, t, cond, gen)
-                    (loss / grad_accum).backward()
-                step_loss += loss.detach().float() / grad_accum
-                samples_seen += x.shape[0] * world
+            step_loss, micro_samples = _accumulate(forward, ddp, batches, pair_fn, grad_accum, device, use_bf16,
+                                                   gen, gen_t)
+            samples_seen += micro_samples * world
             if grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(param.parameters(), grad_clip)
-            lr_now = lr * min(1.0, (step + 1) / lr_warmup_steps) if lr_warmup_steps > 0 else lr
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            lr_now = _lr_at(step, lr=lr, warmup=lr_warmup_steps, decay=lr_decay, final=lr_final, total=total_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr_now
             optimizer.step()
-            ema.update(param)  # on every rank, from the same synchronized weights
+            ema.update(model)  # on every rank, from the same synchronized weights
             step += 1
             pending.append(step_loss)
             bar.update(1)
@@ -322,11 +444,16 @@ def training_loop(
                 flush_losses()
                 write_checkpoint()
                 last_saved = step
+            if callback is not None and step % callback_every == 0:
+                call_back()
+                last_called = step
 
         flush_losses()
         if run_dir is not None and (last_saved != step or latest_checkpoint(run_dir) is None):
             write_checkpoint()
+        if callback is not None and last_called != step:
+            call_back()
     finally:
         bar.close()
-    return TrainResult(model=param, ema=ema.ema_model, losses=losses, steps=step, samples_seen=samples_seen,
+    return TrainResult(model=model, ema=ema.ema_model, losses=losses, steps=step, samples_seen=samples_seen,
                        run_dir=run_dir)

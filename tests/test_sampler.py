@@ -27,7 +27,7 @@ def test_oracle_sampler_returns_x0(nfe, ot_ode, grid, exact):
     x0 = torch.randn(3, 1, 4, 4, generator=g, dtype=torch.float64)
     x1 = torch.randn(3, 1, 4, 4, generator=g, dtype=torch.float64)
     calls = []
-    res = sample(eps_oracle(x0, sched), x1, sched, nfe=nfe, grid=grid, ot_ode=ot_ode, generator=g,
+    res = sample(eps_oracle(x0, sched), x1, sched, nfe=nfe, grid=grid, ot_ode=ot_ode, generator=g, trajectory_stride=1,
                  callback=lambda t, x_t, pred_x0: calls.append((float(t), pred_x0)))
     exact((res.x0 - x0).abs().max().item(), 1e-10)
     assert len(calls) == nfe, "the callback must see every network evaluation"
@@ -40,7 +40,7 @@ def test_oracle_ot_ode_follows_the_posterior_mean(exact):
     """With the true X0 and no noise, every sampler state is exactly μ_t (Prop. 3.4)."""
     sched = SymmetricSchedule()
     x0, x1 = torch.randn(2, 5, dtype=torch.float64), torch.randn(2, 5, dtype=torch.float64)
-    res = sample(X0Param(lambda x, t, c: x0, sched), x1, sched, nfe=50, ot_ode=True)
+    res = sample(X0Param(lambda x, t, c: x0, sched), x1, sched, nfe=50, ot_ode=True, trajectory_stride=1)
     c = posterior(sched, res.times)
     mu = c.mu_x0[:, None, None] * x0 + c.mu_x1[:, None, None] * x1
     exact((res.trajectory - mu).abs().max().item())
@@ -54,7 +54,8 @@ def test_sde_sampler_marginals_match_the_bridge(grid):
     n = 20_000
     x0 = torch.full((n, 1), 0.4, dtype=torch.float64)
     x1 = torch.full((n, 1), -0.6, dtype=torch.float64)
-    res = sample(eps_oracle(x0, sched), x1, sched, nfe=25, grid=grid, generator=torch.Generator().manual_seed(7))
+    res = sample(eps_oracle(x0, sched), x1, sched, nfe=25, grid=grid, generator=torch.Generator().manual_seed(7),
+                 trajectory_stride=1)
     c = posterior(sched, res.times)
     worst = 0.0
     for k in range(1, len(res.times) - 1):
@@ -75,8 +76,10 @@ def test_trajectory_stride_and_reproducibility():
     x0, x1 = torch.randn(2, 3), torch.randn(2, 3)
     net = eps_oracle(x0, sched)
     a = sample(net, x1, sched, nfe=10, generator=torch.Generator().manual_seed(3), trajectory_stride=4)
-    b = sample(net, x1, sched, nfe=10, generator=torch.Generator().manual_seed(3))
-    assert torch.equal(a.x0, b.x0)
+    b = sample(net, x1, sched, nfe=10, generator=torch.Generator().manual_seed(3), trajectory_stride=1)
+    c = sample(net, x1, sched, nfe=10, generator=torch.Generator().manual_seed(3))  # the default: endpoints only
+    assert torch.equal(a.x0, b.x0) and torch.equal(c.x0, b.x0)
+    assert c.trajectory.shape[0] == 2 and torch.equal(c.trajectory[0], x1) and c.pred_x0.shape[0] == 1
     assert a.trajectory.shape[0] == 1 + 2 + 1  # x1, steps 4 and 8, x0
     assert torch.equal(a.trajectory[1], b.trajectory[4]) and torch.equal(a.pred_x0[1], b.pred_x0[4])
 
