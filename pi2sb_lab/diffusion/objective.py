@@ -45,7 +45,8 @@ def vp_loss(model, x0: torch.Tensor, schedule: VPSchedule, *, cond=None, t: torc
     out = model(x_t, _net_time(t, x0), cond)
     if out.shape != x0.shape:
         raise ValueError(f"the model must return ε shaped like x_t {tuple(x0.shape)}; got {tuple(out.shape)}")
-    per_sample = (out.float() - eps.float()).square().reshape(x0.shape[0], -1).mean(dim=1)
+    dtype = torch.promote_types(out.dtype, torch.float32)  # bf16 outputs are scored in float32, float64 kept
+    per_sample = (out.to(dtype) - eps.to(dtype)).square().reshape(x0.shape[0], -1).mean(dim=1)
     return per_sample.mean() if reduction == "mean" else per_sample
 
 
