@@ -10,13 +10,13 @@ Noise-I2SB's DDIM decoder.
 """
 
 from .editing import ODEDIT_PAPER, DDIMDenoiser, default_langevin_at, langevin, odedit, sdedit
-from .objective import PaletteObjective, VPObjective, palette_cond, vp_loss
+from .objective import PREDICTIONS, PaletteObjective, VPObjective, VPrediction, palette_cond, vp_loss
 from .sampling import DiffusionResult, StepPosterior, ddim, ddim_invert, ddim_step, ddpm, ddpm_posterior, predict, \
     prior_noise, walk_times
 from .schedule import VPSchedule
 
 __all__ = [
-    "VPSchedule", "VPObjective", "PaletteObjective", "palette_cond", "vp_loss", "DiffusionResult", "StepPosterior",
+    "VPSchedule", "VPObjective", "VPrediction", "PREDICTIONS", "PaletteObjective", "palette_cond", "vp_loss", "DiffusionResult", "StepPosterior",
     "ddpm_posterior", "ddim_step", "predict", "prior_noise", "walk_times", "ddpm", "ddim", "ddim_invert", "sdedit",
     "langevin", "default_langevin_at", "odedit", "DDIMDenoiser", "ODEDIT_PAPER",
 ]
