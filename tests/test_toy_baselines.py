@@ -1,0 +1,76 @@
+"""toy/baselines.py: --help of every study, bad arguments, and a quick run of each that writes every output."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "toy" / "baselines.py"
+
+
+def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_help_documents_every_study():
+    proc = run("--help")
+    assert proc.returncode == 0, proc.stderr
+    for needle in ("fig8", "table6", "odedit", "budget", "python toy/baselines.py fig8 --quick"):
+        assert needle in proc.stdout, needle
+    for study, needles in (("fig8", ("--operators", "--models", "--nfes", "--seeds", "palette-v")),
+                           ("table6", ("--operators", "OT-ODE")),
+                           ("odedit", ("--corruptions", "--t0s", "--langevin", "--step-size")),
+                           ("budget", ("--variants", "--budgets", "--ddim-nfe"))):
+        proc = run(study, "--help")
+        assert proc.returncode == 0, proc.stderr
+        for needle in needles:
+            assert needle in proc.stdout, (study, needle)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["fig8", "--operators", "sr8x"], "valid names: sr4x-pool"),
+    (["fig8", "--models", "gan"], "valid names: i2sb, i2sb-ot, palette, palette-v"),
+    (["table6", "--models", "i2sb", "palette"], "table6 compares i2sb with i2sb-ot"),
+    (["odedit", "--corruptions", "fog"], "valid names: noise, blur"),
+    (["odedit", "--severities", "7"], "severities must be a non-empty list from [1, 2, 3, 4, 5]"),
+    (["odedit", "--t0s", "1.5"], "t0s must lie in (0, 1]"),
+    (["budget", "--variants", "z"], "valid names: a-vanilla"),
+    (["budget", "--budgets", "0"], "must be an integer >= 1"),
+    (["fig8", "--seeds", "0", "0"], "must not repeat a seed"),
+    (["fig8", "--device", "tpu"], "--device must be 'auto', 'cpu' or 'cuda[:N]'"),
+    (["gan"], "invalid choice"),
+])
+def test_bad_arguments_say_what_is_accepted(args, message, tmp_path):
+    proc = run(*args, "--out", str(tmp_path / "run"))
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "run").exists(), "a refused command must leave nothing behind"
+
+
+@pytest.mark.parametrize("args, files, check", [
+    (["fig8", "--operators", "sr4x-pool", "--models", "i2sb", "palette"], ("fig8.png", "samples.png"),
+     lambda r: r["operators"] == ["sr4x-pool"] and r["nfes"] == [1, 2] and len(r["cells"]) == 2),
+    (["table6", "--operators", "blur-uni"], ("table6.png", "samples.png"),
+     lambda r: r["models"] == ["i2sb", "i2sb-ot"] and len(r["cells"]) == 2),
+    (["odedit", "--corruptions", "noise", "lines", "--severities", "2"], ("frontier.png", "samples.png"),
+     lambda r: len(r["conditions"]) == 2 and len(r["records"]) == 4),
+    (["budget", "--variants", "a-vanilla", "noise"], ("budget.png",),
+     lambda r: r["budgets"] == [4, 8] and r["records"][1]["ddim_metrics"] is not None),
+])
+def test_quick_runs_write_table_json_and_figures(args, files, check, tmp_path):
+    out = tmp_path / "run"
+    proc = run(*args, "--quick", "--seeds", "0", "--no-progress", "--out", str(out))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    for name in ("results.md", "results.json", *files):
+        assert (out / name).stat().st_size > 0, name
+    report = json.loads((out / "results.json").read_text())
+    assert check(report), report.keys()
+    assert report["seeds"] == [0] and report["cpu_seconds"] > 0
+    text = (out / "results.md").read_text()
+    assert "Verdict" in text and "CPU time" in text and "python toy/baselines.py" in text
