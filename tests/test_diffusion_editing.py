@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from pi2sb_lab.diffusion import ODEDIT_PAPER, DDIMDenoiser, PaletteObjective, VPObjective, VPSchedule, ddim, \
-    ddim_invert, ddpm, default_langevin_at, langevin, odedit, palette_cond, prior_noise, sdedit, vp_loss
+from pi2sb_lab.diffusion import ODEDIT_PAPER, DDIMDenoiser, PaletteObjective, VPObjective, VPrediction, VPSchedule, \
+    ddim, ddim_invert, ddpm, default_langevin_at, langevin, odedit, palette_cond, predict, prior_noise, sdedit, vp_loss
 from pi2sb_lab.hashing import Denoiser, Noise
 from pi2sb_lab.nets.mlp import MLP2D
 from pi2sb_lab.train import training_loop
@@ -190,6 +190,29 @@ def test_vp_loss_is_ddpm_simple_loss(exact):
     x_t = SCHED.alpha(t).reshape(-1, 1, 1, 1) * x0 + SCHED.sigma(t).reshape(-1, 1, 1, 1) * eps
     ref = (0.5 * x_t - eps).square().flatten(1).mean(1)
     exact((loss - ref).abs().max().item())
+
+
+def test_v_prediction_reads_as_epsilon_and_its_loss(exact):
+    """A backbone that outputs the true v = α ε − σ x0 is read by VPrediction as the true ε (so x̂0 = x0), and the
+    v-loss of VPObjective(prediction="v") is ‖v̂ − v‖² recomputed by hand."""
+    g = torch.Generator().manual_seed(21)
+    x0, eps = torch.randn(5, 1, 2, 2, generator=g, dtype=torch.float64), torch.randn(5, 1, 2, 2, generator=g,
+                                                                                       dtype=torch.float64)
+    t = torch.linspace(0.02, 1.0, 5, dtype=torch.float64)
+    a, s = SCHED.alpha(t).reshape(-1, 1, 1, 1), SCHED.sigma(t).reshape(-1, 1, 1, 1)
+    x_t, v = a * x0 + s * eps, a * eps - s * x0
+    wrapped = VPObjective(SCHED, prediction="v").prepare(lambda x, tt, c=None: v)
+    assert isinstance(wrapped, VPrediction)
+    eps_hat, x0_hat = predict(wrapped, SCHED, x_t, t)
+    exact((eps_hat - eps).abs().max().item())
+    exact((x0_hat - x0).abs().max().item())
+    loss = vp_loss(VPrediction(lambda x, tt, c=None: 0.5 * x, SCHED), x0, SCHED, t=t, prediction="v",
+                   generator=torch.Generator().manual_seed(22), reduction="none")
+    e = torch.randn(x0.shape, generator=torch.Generator().manual_seed(22), dtype=torch.float64)
+    ref = (0.5 * (a * x0 + s * e) - (a * e - s * x0)).square().flatten(1).mean(1)
+    exact((loss - ref).abs().max().item(), what="v loss")
+    with pytest.raises(ValueError, match=r"prediction must be one of \['eps', 'v'\]; got 'x0'"):
+        VPObjective(SCHED, prediction="x0")
 
 
 def test_palette_objective_conditions_on_the_degraded_endpoint():
