@@ -73,6 +73,14 @@ def fig8_verdict(study: OperatorStudy, reference: str = "i2sb") -> list[str]:
                 cells.append(f"{op} {fmt_mean_std(diff, DIGITS[metric], signed=True)}")
             lines.append(f"{metric}: loss from NFE {hi} to {lo}, {MODELS[m].label} minus I2SB (> 0: I2SB degrades "
                          f"less; significant in {wins}/{len(study.operators)} operators at 2 s.e.): " + "; ".join(cells))
+    for m in others:
+        for n in (lo, hi):
+            cells = []
+            for op in study.operators:
+                diff = [a - b for a, b in zip(_values(study, reference, op, n, "accuracy"),
+                                              _values(study, m, op, n, "accuracy"))]
+                cells.append(f"{op} {fmt_mean_std(diff, 3, signed=True)}")
+            lines.append(f"accuracy at NFE {n}, I2SB minus {MODELS[m].label} (> 0: I2SB better): " + "; ".join(cells))
     return lines
 
 
