@@ -93,3 +93,25 @@ def test_trained_cell_models_restore_the_right_shapes():
     near_y = (outs["i2sb"] - test.y).abs().mean().item()
     far = (outs["palette"] - test.y).abs().mean().item()
     assert near_y < far, f"I2SB starts at y ({near_y:.3f} from it), Palette at noise ({far:.3f})"
+
+
+def test_a_longer_run_passes_through_the_shorter_runs_model():
+    """budget.py's shortcut: with a constant learning rate after warm-up and step-seeded randomness, the EMA
+    model at step 4 of an 8-step training_loop run is bitwise the model a 4-step run ends with."""
+    from pi2sb_lab.nets import seeded
+    from pi2sb_lab.nets.mlp import MLP2D
+    from pi2sb_lab.schedule import SymmetricSchedule
+    from pi2sb_lab.train import training_loop
+
+    data = torch.randn(64, 2, generator=torch.Generator().manual_seed(0))
+    pair_fn = lambda x, g: (x, x + 0.5 * torch.randn(x.shape, generator=g), None)  # noqa: E731
+    kw = dict(dataset=data, pair_fn=pair_fn, schedule=SymmetricSchedule(), batch_size=16, lr=1e-2,
+              lr_warmup_steps=2, ema_decay=0.9, seed=3, progress=False)
+    short = training_loop(model=seeded(lambda: MLP2D(2, hidden=16, depth=1), 0), total_steps=4, **kw)
+    seen = {}
+    training_loop(model=seeded(lambda: MLP2D(2, hidden=16, depth=1), 0), total_steps=8, callback_every=4,
+                  callback=lambda s: seen.setdefault(s.step, {k: v.clone() for k, v in s.ema.state_dict().items()}),
+                  **kw)
+    assert set(seen) == {4, 8}
+    assert all(torch.equal(seen[4][k], v) for k, v in short.ema.state_dict().items())
+    assert not all(torch.equal(seen[8][k], v) for k, v in short.ema.state_dict().items())
