@@ -46,14 +46,12 @@ def _study(sd_points, od_points):
     return EditStudy(None, [0], [r.setting for r in records], None, records, {}, 1.0, "cpu", 0.0, 0.0), cond
 
 
-def test_fidelity_at_equal_realism_interpolates_in_log_fd(exact):
-    study, cond = _study([(100.0, 20.0), (10.0, 15.0), (1000.0, 10.0)], [(math.sqrt(10 * 100), 19.0),
-                                                                          (5.0, 30.0), (100.0, 21.0)])
+def test_fidelity_at_equal_realism_reads_sdedits_pareto_frontier(exact):
+    study, cond = _study([(100.0, 20.0), (10.0, 15.0), (1000.0, 25.0)], [(50.0, 19.0), (5.0, 30.0), (150.0, 21.0)])
     got = dict(fidelity_at_equal_realism(study, 0, cond))
-    # FD √1000 lies halfway between 10 and 100 in log: SDEdit's PSNR there is 17.5
-    exact(abs(got[0] - (19.0 - 17.5)))
-    assert 10 not in got, "an FD outside SDEdit's range must be skipped"
-    exact(abs(got[40] - 1.0))
+    exact(abs(got[0] - (19.0 - 15.0)))  # only the FD-10 SDEdit point is at least as realistic as FD 50
+    assert 10 not in got, "an ODEdit point more realistic than every SDEdit setting has no rival"
+    exact(abs(got[40] - (21.0 - 20.0)))  # FD 150: rivals at FD 10 and 100, the best has PSNR 20
 
 
 def test_settings_and_names_checked():
