@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import NullFormatter
 import torch
 
 from ..viz import image_grid
@@ -95,6 +96,7 @@ def edit_frontier_figure(study: EditStudy) -> plt.Figure:
         d = study.degraded[name, sev]
         ax.plot([d.fd], [d.psnr_clean], "k*", ms=8, label="input")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # the minor labels of a short log axis overlap
         ax.set_title(f"{name}, severity {sev}", fontsize=8)
         ax.tick_params(labelsize=7)
     axes[0, 0].legend(fontsize=6)
