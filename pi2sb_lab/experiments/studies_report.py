@@ -162,31 +162,53 @@ def budget_table(study: BudgetStudy, metric: str = "accuracy", digits: int = 3) 
     return "\n".join(lines)
 
 
-def budget_verdict(study: BudgetStudy, metric: str = "accuracy") -> list[str]:
-    """Per budget: the ordering of the variants by mean ``metric``, and which differ from (a) Vanilla-I2SB at
-    2 standard errors of the paired difference. Then whether the ordering changed between budgets."""
-    lines, orders = [], []
+def _reference(study: BudgetStudy, variant: str) -> str | None:
+    """What a variant is compared with: Table 3's hashed (d)–(f) with (c) (same conditions, no hash), the rest
+    with (a) Vanilla-I2SB — each when it ran."""
+    v = VARIANTS[variant]
+    if v.strategy != "origin" and v.lq and v.da and "c-lq-da" in study.variants:
+        return "c-lq-da"
+    return "a-vanilla" if "a-vanilla" in study.variants and variant != "a-vanilla" else None
+
+
+def _paired(study: BudgetStudy, b: int, metric: str, get_a, va: str, get_b, vb: str) -> tuple[list[float], str]:
+    diff = [getattr(get_a(study.record(va, s), b), metric) - getattr(get_b(study.record(vb, s), b), metric)
+            for s in study.seeds]
+    m, sd = mean_std(diff)
+    se = 0.0 if math.isnan(sd) else sd / math.sqrt(len(diff))
     sign = -1 if metric == "fd" else 1
-    for b in study.budgets:
-        means = {label: mean_std([getattr(get(study.record(v, s), b), metric) for s in study.seeds])[0]
-                 for label, v, get in _rows(study)}
-        order = sorted(means, key=lambda k: -sign * means[k])
-        orders.append(order)
-        sig = []
-        if "a-vanilla" in study.variants:
-            for label, v, get in _rows(study):
-                if v == "a-vanilla" and "DDIM" not in label:
-                    continue
-                diff = [getattr(get(study.record(v, s), b), metric)
-                        - getattr(study.record("a-vanilla", s).metrics[b], metric) for s in study.seeds]
-                m, sd = mean_std(diff)
-                se = 0.0 if math.isnan(sd) else sd / math.sqrt(len(diff))
-                state = "better" if sign * m > 2 * se else "worse" if sign * m < -2 * se else "not different"
-                sig.append(f"{label} {state} ({fmt_mean_std(diff, 3, signed=True)})")
-        lines.append(f"{b} steps: {' > '.join(order)}" + (f"; vs (a): {'; '.join(sig)}" if sig else ""))
-    if len(orders) > 1:
-        lines.append("ordering " + ("unchanged" if all(o == orders[0] for o in orders) else "changed")
-                     + f" across budgets {study.budgets} (by mean {metric}; see the ± for which gaps are real)")
+    state = "better" if sign * m > 2 * se else "worse" if sign * m < -2 * se else "not different"
+    return diff, state
+
+
+def budget_verdict(study: BudgetStudy, metrics=("accuracy", "psnr", "fd")) -> list[str]:
+    """Per budget and metric: the ordering by mean, and each variant against its reference (Table 3's hashed
+    variants against (c), the others against (a)) at 2 standard errors of the paired difference; Noise's DDIM
+    decode against its learned decode; whether the ordering changed between budgets."""
+    lines, digits = [], {"accuracy": 3, "psnr": 2, "fd": 1, "ssim": 3}
+    for metric in metrics:
+        orders, sign = [], (-1 if metric == "fd" else 1)
+        for b in study.budgets:
+            means = {label: mean_std([getattr(get(study.record(v, s), b), metric) for s in study.seeds])[0]
+                     for label, v, get in _rows(study)}
+            order = sorted(means, key=lambda k: -sign * means[k])
+            orders.append(order)
+            cells = []
+            for v in study.variants:
+                ref = _reference(study, v)
+                if ref is not None:
+                    diff, state = _paired(study, b, metric, lambda r, b: r.metrics[b], v, lambda r, b: r.metrics[b], ref)
+                    cells.append(f"{v} vs {ref}: {state} ({fmt_mean_std(diff, digits[metric], signed=True)})")
+                if study.record(v, study.seeds[0]).ddim_metrics is not None:
+                    diff, state = _paired(study, b, metric, lambda r, b: r.ddim_metrics[b], v,
+                                          lambda r, b: r.metrics[b], v)
+                    cells.append(f"{v} DDIM decode vs learned decode: {state} "
+                                 f"({fmt_mean_std(diff, digits[metric], signed=True)})")
+            lines.append(f"{metric}, {b} steps: {' > '.join(order)}" + (f". {'; '.join(cells)}" if cells else ""))
+        if len(orders) > 1:
+            lines.append(f"{metric}: ordering by mean " + ("unchanged" if all(o == orders[0] for o in orders)
+                                                           else "changed") + f" across budgets {study.budgets} "
+                         "(near-ties swap; the paired differences say which gaps are real)")
     return lines
 
 
