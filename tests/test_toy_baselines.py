@@ -81,7 +81,7 @@ def _driver():
      lambda r: len(r["conditions"]) == 2 and len(r["records"]) == 4),
     (["budget", "--variants", "a-vanilla", "noise"], ("budget.png",),
      lambda r: r["budgets"] == [4, 8] and r["records"][1]["ddim_metrics"] is not None),
-])
+], ids=["fig8", "table6", "odedit", "budget"])
 def test_quick_runs_write_table_json_and_figures(args, files, check, tmp_path):
     out = tmp_path / "run"
     proc = run(*args, "--quick", "--seeds", "0", "--no-progress", "--out", str(out))
