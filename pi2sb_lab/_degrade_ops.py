@@ -31,6 +31,8 @@ def check_image(x: torch.Tensor, name: str = "x") -> None:
         raise ValueError(f"{name} must be 4-D (B, C, H, W); got shape {tuple(x.shape)}")
     if x.shape[1] not in (1, 3):
         raise ValueError(f"{name} must have 1 or 3 channels (dim 1); got {x.shape[1]} in shape {tuple(x.shape)}")
+    if x.shape[2] < 1 or x.shape[3] < 1:
+        raise ValueError(f"{name} must have height and width >= 1; got shape {tuple(x.shape)}")
     if x.numel():
         lo, hi = x.min().item(), x.max().item()
         if not (lo >= -1 - RANGE_TOLERANCE and hi <= 1 + RANGE_TOLERANCE):  # also catches NaN

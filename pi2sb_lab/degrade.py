@@ -31,6 +31,7 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
+from ._checks import check_generator, check_int, check_real
 from ._degrade_ops import (
     blur_resize_isotropic,
     check_image,
@@ -56,6 +57,13 @@ __all__ = [
 # --------------------------------------------------------------------------- configs
 
 
+# Limits that keep every intermediate of eq. 19 a sane size (checked by DegradationConfig).
+MIN_SCALE = 0.25         # r < 1 enlarges: at most 4× per side before the noise and the codec
+MAX_SCALE = 64.0         # r = 64 already leaves 8×8 pixels of a 512² face
+MAX_SIGMA = 100.0        # pixels; Table 4 goes to 10
+MAX_KERNEL_SIZE = 255    # Table 4 uses 41
+
+
 @dataclass(frozen=True)
 class DegradationConfig:
     """Ranges and probabilities of P-I2SB eq. 19 (Table 4's columns). Ranges are closed ``(lo, hi)``."""
@@ -71,26 +79,25 @@ class DegradationConfig:
     gray_clean: bool = False  # also gray x when y is grayed (GFPGAN's `gt_gray`; off = learn to colorize)
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.kernel_size, int) and self.kernel_size >= 1 and self.kernel_size % 2 == 1):
-            raise ValueError(f"kernel_size must be a positive odd integer; got {self.kernel_size!r}")
-        bounds = {"sigma_range": (0.0, math.inf, False), "scale_range": (0.0, math.inf, False),
-                  "noise_range": (0.0, math.inf, True), "jpeg_range": (1, 100, True)}
-        for name, (low, high, closed) in bounds.items():
+        if not (isinstance(self.kernel_size, int) and not isinstance(self.kernel_size, bool)
+                and 1 <= self.kernel_size <= MAX_KERNEL_SIZE and self.kernel_size % 2 == 1):
+            raise ValueError(f"kernel_size must be an odd integer in [1, {MAX_KERNEL_SIZE}]; got {self.kernel_size!r}")
+        # (low, high, low_open): every range finite. r < 1 enlarges the image before the noise and
+        # the codec, so r ≥ MIN_SCALE bounds that intermediate at (1/MIN_SCALE)² = 16× the input's
+        # pixels (Table 4 goes down to 0.8; r = 0.01 at 512² would be a 51,200² image).
+        bounds = {"sigma_range": (0.0, MAX_SIGMA, True), "scale_range": (MIN_SCALE, MAX_SCALE, False),
+                  "noise_range": (0.0, 255.0, False), "jpeg_range": (1, 100, False)}
+        for name, (low, high, low_open) in bounds.items():
             pair = getattr(self, name)
             if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
                 raise ValueError(f"{name} must be a (lo, hi) pair; got {pair!r}")
-            lo, hi = pair
-            if name == "jpeg_range" and not (float(lo).is_integer() and float(hi).is_integer()):
+            lo, hi = (check_real(f"{name}[{i}]", v, low=low, high=high, low_open=low_open) for i, v in enumerate(pair))
+            if name == "jpeg_range" and not (lo.is_integer() and hi.is_integer()):
                 raise ValueError(f"jpeg_range must hold integer qualities in [1, 100]; got {pair!r}")
             if lo > hi:
                 raise ValueError(f"{name} must be (lo, hi) with lo <= hi; got lo={lo} > hi={hi}")
-            if not ((lo >= low if closed else lo > low) and hi <= high):
-                side = "[" if closed else "("
-                raise ValueError(f"{name} must lie in {side}{low}, {high}]; got ({lo}, {hi})")
         for name in ("aniso_prob", "gray_prob", "flip_prob"):
-            p = getattr(self, name)
-            if not 0.0 <= p <= 1.0:
-                raise ValueError(f"{name} must be a probability in [0, 1]; got {p}")
+            check_real(f"{name} (a probability)", getattr(self, name), low=0.0, high=1.0)
 
 
 PRESETS: dict[str, DegradationConfig] = {
@@ -113,7 +120,7 @@ PRESETS: dict[str, DegradationConfig] = {
 
 def get_preset(name: str) -> DegradationConfig:
     """The named :class:`DegradationConfig`; ``ValueError`` listing the valid names otherwise."""
-    if name not in PRESETS:
+    if not isinstance(name, str) or name not in PRESETS:
         raise ValueError(f"unknown degradation preset {name!r}; valid names: {sorted(PRESETS)}")
     return PRESETS[name]
 
@@ -124,6 +131,16 @@ DEGRADATION_PARAM_NAMES: tuple[str, ...] = (
     "aniso", "sigma_major", "sigma_minor", "cos_2theta", "sin_2theta", "scale", "noise", "jpeg_quality", "gray",
 )
 DEGRADATION_PARAM_DIM: int = len(DEGRADATION_PARAM_NAMES)  # P of DegradationParams.as_vector(): (B, P)
+
+
+def _resolve_config(config) -> DegradationConfig:
+    """A preset name or a :class:`DegradationConfig` as the config; anything else is a ``TypeError``."""
+    if isinstance(config, str):
+        return get_preset(config)
+    if not isinstance(config, DegradationConfig):
+        raise TypeError(f"config must be a DegradationConfig or a preset name, one of {sorted(PRESETS)}; "
+                        f"got {config!r}")
+    return config
 
 
 def _unit(v: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
@@ -192,7 +209,9 @@ def sample_params(
     One ``torch.rand((batch, 9))`` call on the generator's device feeds every
     column, so the draw does not depend on which features a config switches off.
     """
-    config = get_preset(config) if isinstance(config, str) else config
+    batch = check_int("batch", batch, low=0, why=" (the number of samples to draw)")
+    config = _resolve_config(config)
+    check_generator("generator", generator)
     gen_device = generator.device if generator is not None else torch.device("cpu")
     u = torch.rand((batch, 9), generator=generator, device=gen_device, dtype=torch.float64)
     s_lo, s_hi = config.sigma_range
@@ -273,9 +292,12 @@ def degrade(
     gray → round to 8 bits. Returns :class:`Degraded` ``(x, y, params)``.
     """
     check_image(x)
+    check_generator("generator", generator)
     B, C, H, W = x.shape
     if params is None:
         params = sample_params(B, config, generator=generator)
+    elif not isinstance(params, DegradationParams):
+        raise TypeError(f"params must be a DegradationParams (from sample_params) or None; got {type(params).__name__}")
     elif len(params) != B:
         raise ValueError(f"params must describe {B} samples (the batch); got {len(params)}")
     config = params.config

@@ -1,5 +1,6 @@
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -22,10 +23,17 @@ def gen():
 def exact(request):
     """``exact(err, tol)`` asserts ``err < tol`` and records the largest error each closed-form check saw."""
 
-    def check(err: float, tol: float = 1e-10, what: str = "") -> None:
+    def check(err, tol: float = 1e-10, what: str = "") -> None:
+        """``err``: one error or many (a list, array or tensor). NaN-aware: any NaN/inf fails, where
+        ``max(worst, err)`` would silently drop it."""
         name = request.node.name + (f"[{what}]" if what else "")
-        _EXACT_ERRORS[name] = max(float(err), _EXACT_ERRORS.get(name, 0.0))
-        assert err < tol, f"{name}: largest error {err:.3e} exceeds {tol:.1e}"
+        errors = np.asarray(err.detach().cpu() if torch.is_tensor(err) else err, dtype=np.float64).ravel()
+        assert errors.size, f"{name}: no error was measured"
+        bad = int((~np.isfinite(errors)).sum())
+        assert bad == 0, f"{name}: {bad} of {errors.size} errors are NaN/inf"
+        worst = float(errors.max())
+        _EXACT_ERRORS[name] = max(worst, _EXACT_ERRORS.get(name, 0.0))
+        assert worst < tol, f"{name}: largest error {worst:.3e} exceeds {tol:.1e}"
 
     return check
 
