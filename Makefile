@@ -38,12 +38,10 @@ lab: $(STAMP)  ## JupyterLab; the notebooks/*.py files open as notebooks (jupyte
 
 NB ?= notebooks/01_dirac_pair_bridge.py
 P  ?=
+# The parameters are checked against the notebook's parameters cell before a kernel starts
+# (papermill alone runs a misspelt -p with the defaults); the executed copy goes to build/notebooks/.
 notebook: $(STAMP)  ## run one notebook headless with papermill: make notebook NB=notebooks/01_….py P="-p NFE 50"
-	@mkdir -p build/notebooks
-	$(VENV)/bin/jupytext --quiet --to ipynb -o build/notebooks/$(basename $(notdir $(NB))).ipynb $(NB)
-	$(VENV)/bin/papermill --cwd $(dir $(NB)) -p INTERACTIVE False $(P) \
-		build/notebooks/$(basename $(notdir $(NB))).ipynb build/notebooks/$(basename $(notdir $(NB))).out.ipynb
-	@echo "executed notebook: build/notebooks/$(basename $(notdir $(NB))).out.ipynb"
+	$(PY) -m pi2sb_lab.notebook $(NB) $(P)
 
 clean:  ## remove caches and build outputs (keeps .venv and runs/)
 	rm -rf .pytest_cache build *.egg-info
