@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import torch
 
+from pi2sb_lab.cli import int_at_least
 from pi2sb_lab.degrade import PRESETS, degrade
 
 
@@ -89,14 +90,18 @@ def best_rates(runs: dict, n_images: int, repeats: int, sync=lambda: None) -> di
     return {name: n_images / seconds for name, seconds in best.items()}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=64, help="images per timed pass (default 64)")
-    parser.add_argument("--batch-size", type=int, default=16, help="batch size for pi2sb_lab.degrade (default 16)")
-    parser.add_argument("--size", type=int, default=512, help="image side in pixels (default 512)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed passes per pipeline, alternating; the best counts (default 3)")
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="bench/degrade.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int_at_least(1), default=64, help="images per timed pass (default 64)")
+    parser.add_argument("--batch-size", type=int_at_least(1), default=16,
+                        help="batch size for pi2sb_lab.degrade (default 16)")
+    # the synthetic photos are built from a 32×32-pixel colour field: smaller sides have none
+    parser.add_argument("--size", type=int_at_least(32, high=4096, what=" (pixels)"), default=512,
+                        help="image side in pixels, 32 to 4096 (default 512)")
+    parser.add_argument("--repeats", type=int_at_least(1), default=3,
+                        help="timed passes per pipeline, alternating; the best counts (default 3)")
     parser.add_argument("--quick", action="store_true", help="tiny run: 4 images, batch 2, one pass")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.quick:
         args.images, args.batch_size, args.repeats = 4, 2, 1
 
