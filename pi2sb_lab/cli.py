@@ -10,7 +10,6 @@ argparse prints as it is); :func:`check_out_dir` is called on the parsed value.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 from pathlib import Path
 from typing import Callable
@@ -30,31 +29,6 @@ def int_at_least(low: int, *, high: int | None = None, what: str = "") -> Callab
         return value
 
     parse.__name__ = f"int {span}"
-    return parse
-
-
-def float_in(low: float | None = None, high: float | None = None, *, low_open: bool = False,
-             what: str = "") -> Callable[[str], float]:
-    """An argparse ``type``: a finite float in the range (closed unless ``low_open``); never NaN or inf."""
-    if low is not None and high is not None:
-        span = f" in {'(' if low_open else '['}{low:g}, {high:g}]"
-    elif low is not None:
-        span = f" {'>' if low_open else '>='} {low:g}"
-    else:
-        span = ""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        ok = math.isfinite(value) and (low is None or (value > low if low_open else value >= low)) \
-            and (high is None or value <= high)
-        if not ok:
-            raise argparse.ArgumentTypeError(f"must be a finite number{span}{what}; got {text!r}")
-        return value
-
-    parse.__name__ = f"float{span}"
     return parse
 
 
