@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import test_bridge
+import test_counterexample
 import test_degrade
 import test_objective
 import test_sampler
@@ -135,6 +136,35 @@ def test_oracle_sde_check_sees_too_much_noise(monkeypatch):
     real = sampler.randn_like
     monkeypatch.setattr(sampler, "randn_like", lambda x, g=None: 3 * real(x, g))
     assert "variance per step" in must_fail(test_sampler.test_oracle_sampler_returns_x0, 7, False, "uniform", exact)
+
+
+MAPS = {"zero map": lambda s: torch.zeros_like(s), "constant map": lambda s: torch.full_like(s, 5.0),
+        "identity": lambda s: s.clone()}
+
+
+@pytest.mark.parametrize("mutant", list(MAPS))
+def test_forward_flow_bound_rejects_trivial_maps(monkeypatch, mutant):
+    """`flow.mse >= forced.mse` holds for every map; the check must also see where the flow lands."""
+    monkeypatch.setattr(test_counterexample, "oracle_forward_map", lambda *a, **k: MAPS[mutant])
+    gen = torch.Generator().manual_seed(1234)
+    assert "outside their partners' hull" in must_fail(
+        test_counterexample.test_forced_error_is_the_partner_spread_for_any_partners, 3, gen, exact)
+
+
+@pytest.mark.parametrize("mutant", list(MAPS))
+def test_shared_partner_floor_rejects_trivial_maps(monkeypatch, mutant):
+    monkeypatch.setattr(test_counterexample, "oracle_restoring_map", lambda *a, **k: MAPS[mutant])
+    gen = torch.Generator().manual_seed(1234)
+    assert "restores a clean point" in must_fail(
+        test_counterexample.test_clean_points_sharing_a_partner_leave_the_same_floor_for_every_strategy, gen, exact)
+
+
+@pytest.mark.parametrize("mutant", list(MAPS))
+def test_learned_forward_bound_rejects_trivial_maps(monkeypatch, mutant):
+    monkeypatch.setattr(test_counterexample, "fit_bridge", lambda *a, **k: None)  # no training: the map is planted
+    monkeypatch.setattr(test_counterexample, "sample_bridge",
+                        lambda model, s: sampler.SampleResult(MAPS[mutant](s), s[None], s[None], torch.ones(1)))
+    assert "learned forward flow ends" in must_fail(test_counterexample.test_learned_models_forward_stuck_restoring_fine)
 
 
 def test_mutants_are_undone():
