@@ -10,6 +10,7 @@ whatever came before; the x0 parameterization returned before its restoration ch
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
@@ -165,6 +166,66 @@ def test_learned_forward_bound_rejects_trivial_maps(monkeypatch, mutant):
     monkeypatch.setattr(test_counterexample, "sample_bridge",
                         lambda model, s: sampler.SampleResult(MAPS[mutant](s), s[None], s[None], torch.ones(1)))
     assert "learned forward flow ends" in must_fail(test_counterexample.test_learned_models_forward_stuck_restoring_fine)
+
+
+# --------------------------------------------------------------------------- notebook checks
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def run_notebook(name: str, params: dict, tmp_path, monkeypatch) -> dict:
+    """Execute a notebook's code cells in this process (so that monkeypatched library code is what it
+    imports), with ``params`` injected after its parameters cell, as papermill does. Returns its names."""
+    import jupytext
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setattr(plt, "show", lambda *a, **k: None)
+    monkeypatch.chdir(NOTEBOOKS)
+    namespace = {"__name__": "__main__"}
+    params = {"INTERACTIVE": False, "OUTPUT_DIR": str(tmp_path / "out"), **params}
+    try:
+        for cell in jupytext.read(NOTEBOOKS / name).cells:
+            if cell.cell_type == "code":
+                exec(compile(cell.source, name, "exec"), namespace)
+                if "parameters" in cell.metadata.get("tags", []):
+                    namespace.update(params)
+    finally:
+        plt.close("all")
+    return namespace
+
+
+def test_notebook_01_z_scores_reject_a_nan_reference(monkeypatch, tmp_path):
+    """The z-scores were max(worst, z): an all-NaN posterior (the reference itself) passed, and the last
+    step lands on X0 whatever it is."""
+    real = bridge.posterior
+    monkeypatch.setattr(bridge, "posterior", lambda sched, t: dataclasses.replace(
+        real(sched, t), var=real(sched, t).var * float("nan")))
+    with pytest.raises(AssertionError, match="NaN/inf z-scores"):
+        run_notebook("01_dirac_pair_bridge.py", {"N_PATHS": 300, "NFE": 8}, tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("mutant", list(MAPS))
+def test_notebook_02_restoring_floor_rejects_trivial_maps(monkeypatch, mutant, tmp_path):
+    import pi2sb_lab.counterexample as counterexample
+
+    real = counterexample.oracle_restoring_map
+    # Planted only where clean points share partners (4 pairs); the one-x case (2 pairs) stays perfect.
+    monkeypatch.setattr(counterexample, "oracle_restoring_map",
+                        lambda x_hat, *a, **k: MAPS[mutant] if x_hat.shape[0] == 4 else real(x_hat, *a, **k))
+    with pytest.raises(AssertionError, match="shared-partner restoring error .* is not twice the floor"):
+        run_notebook("02_corollary_4_2.py", {"STEPS": 5, "NFE": 10}, tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("mutant", list(MAPS))
+def test_notebook_02_learned_forward_bound_rejects_trivial_maps(monkeypatch, mutant, tmp_path):
+    import pi2sb_lab.experiments.twod as twod
+
+    monkeypatch.setattr(twod, "learned_map", lambda *a, **k: MAPS[mutant])  # no training: the map is planted
+    with pytest.raises(AssertionError, match="learned forward flow ends"):
+        run_notebook("02_corollary_4_2.py", {"STEPS": 5, "NFE": 10}, tmp_path, monkeypatch)
 
 
 def test_mutants_are_undone():
