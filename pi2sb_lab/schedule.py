@@ -46,9 +46,10 @@ def as_time(t: Time, *, name: str = "t") -> torch.Tensor:
         t = t.to(torch.float64)
     if t.numel() and not bool(((t >= 0) & (t <= 1)).all()):  # NaN fails both comparisons
         finite = t[torch.isfinite(t)]
-        lo, hi = (finite.min().item(), finite.max().item()) if finite.numel() else (float("nan"),) * 2
-        raise ValueError(f"{name} must lie in [0, 1] (t=0 clean, t=1 degraded); got values in [{lo:g}, {hi:g}]"
-                         + (" and NaN/inf" if finite.numel() < t.numel() else ""))
+        got = f"values in [{finite.min().item():g}, {finite.max().item():g}]" if finite.numel() else ""
+        if finite.numel() < t.numel():
+            got += (" and " if got else "") + "NaN/inf"
+        raise ValueError(f"{name} must lie in [0, 1] (t=0 clean, t=1 degraded); got {got}")
     return t
 
 
@@ -198,7 +199,7 @@ def _check_scale(c, *betas: float) -> float:
     """``c`` of ``scaled(c)``: finite, > 0, and not so large (or small) that cβ leaves the floats."""
     c = check_real("scale c", c, low=0, low_open=True)
     if not all(0 < b * c < float("inf") for b in betas):
-        raise ValueError(f"scale c = {c!r} takes β = {betas} to {tuple(b * c for b in betas)}: "
+        raise ValueError(f"scale c = {c:g} takes β = {betas} to {tuple(b * c for b in betas)}: "
                          "outside the positive finite floats")
     return c
 
