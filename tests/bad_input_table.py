@@ -17,7 +17,6 @@ import contextlib
 import importlib.util
 import io
 import math
-import re
 import sys
 import tempfile
 import warnings
