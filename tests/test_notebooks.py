@@ -16,6 +16,7 @@ import papermill
 import pytest
 
 from pi2sb_lab.notebook import check_param, check_parameters, execute_notebook, notebook_parameters
+from pi2sb_lab.notebook import main as notebook_main
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.py"))
@@ -85,21 +86,30 @@ def test_bad_parameters_stop_before_a_kernel_starts(params, match, tmp_path):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("args, match", [
-    (["-p", "NFEE", "5"], r"unknown parameter NFEE \(did you mean NFE\?\)"),
-    (["-p", "BETA_MAX", "inf"], "parameter BETA_MAX must be finite; got inf"),
-    (["-p", "NFE", "abc"], "parameter NFE must be an int like its default 100; got 'abc'"),
-])
-def test_make_notebooks_command_refuses_bad_parameters_with_exit_2(args, match, tmp_path):
+def test_make_notebooks_command_refuses_a_misspelt_parameter_with_exit_2(tmp_path):
     """`make notebook` runs `python -m pi2sb_lab.notebook NB $(P)`: argparse's message, exit 2, no traceback,
     nothing written."""
     out = tmp_path / "out.ipynb"
-    proc = subprocess.run([sys.executable, "-m", "pi2sb_lab.notebook", "notebooks/01_dirac_pair_bridge.py", *args,
-                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "pi2sb_lab.notebook", "notebooks/01_dirac_pair_bridge.py",
+                           "-p", "NFEE", "5", "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
-    assert re.search(match, proc.stderr) and "Traceback" not in proc.stderr, proc.stderr
+    assert "unknown parameter NFEE (did you mean NFE?)" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert "usage: python -m pi2sb_lab.notebook" in proc.stderr and not out.exists()
     assert "$(PY) -m pi2sb_lab.notebook $(NB) $(P)" in (ROOT / "Makefile").read_text()
+
+
+@pytest.mark.parametrize("args, match", [
+    (["-p", "BETA_MAX", "inf"], "parameter BETA_MAX must be finite; got inf"),
+    (["-p", "NFE", "abc"], "parameter NFE must be an int like its default 100; got 'abc'"),
+    (["-p", "GRID"], "expected 2 arguments"),
+])
+def test_the_command_refuses_bad_values_too(args, match, tmp_path, capsys, monkeypatch):
+    """The same main in this process (the subprocess run above is the command line itself)."""
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "out.ipynb"
+    with pytest.raises(SystemExit) as info:
+        notebook_main(["notebooks/01_dirac_pair_bridge.py", *args, "--out", str(out)])
+    assert info.value.code == 2 and re.search(match, capsys.readouterr().err) and not out.exists()
 
 
 def test_notebook_05_refuses_a_nan_strength_before_running(tmp_path):
