@@ -44,3 +44,41 @@ def photo_folder(folder: Path, n: int = 8, size: int = 32, *, jpeg_every: int = 
         Image.fromarray(array).save(path, **({"quality": 95} if jpeg else {}))
         paths.append(path)
     return paths
+
+
+def tiny_features():
+    """A small seeded CNN, uint8 (N, 3, H, W) → (N, 16): FID's code path without Inception's weights."""
+    import torch
+    from torch import nn
+
+    class Tiny(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 5, stride=4)
+
+        def forward(self, x):
+            h = torch.relu(self.conv(x.float() / 127.5 - 1))
+            return torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return Tiny()
+
+
+def fake_lpips_backbone(torch_home: Path) -> Path:
+    """A seeded random SqueezeNet-1.1 state_dict where torchvision looks for LPIPS' 'squeeze' trunk
+    (5 MB; LPIPS' own linear layers ship inside the lpips package): LPIPS's code path, not its numbers."""
+    import os
+
+    import torch
+    import torchvision
+
+    os.environ["TORCH_HOME"] = str(torch_home)
+    from pi2sb_lab.metrics import lpips_backbone_file
+
+    path = lpips_backbone_file("squeeze")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        torch.save(torchvision.models.squeezenet1_1().state_dict(), path)
+    return path

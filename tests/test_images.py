@@ -88,3 +88,5 @@ def test_sample_seed_is_stable_and_distinct():
     assert seeds == [sample_seed(7, i) for i in range(100)]
     assert len(set(seeds)) == 100 and sample_seed(8, 0) != seeds[0]
     assert all(0 <= s < 2**63 for s in seeds)
+    names = [sample_seed(7, f"img_{i:03d}.png") for i in range(100)]
+    assert len(set(names + seeds)) == 200 and names[3] == sample_seed(7, "img_003.png")

@@ -19,6 +19,7 @@ starts after the batch reaches the training process (:func:`to_float`).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import zipfile
@@ -90,9 +91,15 @@ def save_png(image: torch.Tensor, path: str | os.PathLike) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def sample_seed(seed: int, index: int) -> int:
-    """A 63-bit seed for image ``index`` of a run seeded ``seed`` (NumPy's SeedSequence mixing)."""
-    return int(np.random.SeedSequence([seed, index]).generate_state(1, dtype=np.uint64)[0]) >> 1
+def sample_seed(seed: int, key: int | str) -> int:
+    """A 63-bit seed for the image ``key`` (an index, or a file name: then adding or removing other files
+    leaves its seed alone) of a run seeded ``seed`` (SHA-256 of a name, NumPy's SeedSequence mixing)."""
+    if isinstance(key, str):
+        digest = hashlib.sha256(key.encode()).digest()
+        words = [int.from_bytes(digest[i:i + 4], "little") for i in range(0, 32, 4)]
+    else:
+        words = [int(key)]
+    return int(np.random.SeedSequence([seed, *words]).generate_state(1, dtype=np.uint64)[0]) >> 1
 
 
 class ImageFiles:
