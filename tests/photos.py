@@ -30,7 +30,7 @@ def crops(n: int, size: int) -> list[np.ndarray]:
         side = min(h, w) * (4 - (k // len(PHOTOS)) % 3) // 4  # whole, ¾ and ½ of the shorter side
         top, left = (h - side) * (k % 3) // 2, (w - side) * ((k + 1) % 3) // 2
         window = Image.fromarray(img[top:top + side, left:left + side])
-        out.append(np.asarray(window.resize((size, size), Image.Resampling.LANCZOS)))
+        out.append(np.array(window.resize((size, size), Image.Resampling.LANCZOS)))
     return out
 
 
