@@ -87,15 +87,16 @@ def test_evaluate_scores_a_restored_folder_against_its_hq(tmp_path, weights):
     assert set(nr["metrics"]) == {"fid", "niqe"} and np.isclose(nr["metrics"]["fid"], m["fid"])
 
 
-def test_missing_weights_are_named_with_their_folder(tmp_path):
+def test_missing_weights_are_named_with_their_folder(tmp_path, monkeypatch, capsys):
     photo_folder(tmp_path / "x", n=2, size=32)
-    empty_home = {"TORCH_HOME": str(tmp_path / "empty_home")}
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_home"))
     for metric, file in (("lpips", "alexnet-owt-7be5be79.pth"), ("fid", "weights-inception-2015-12-05-6726825d.pth"),
                          ("niqe", "niqe_modelparameters.mat")):
-        proc = run_cli("evaluate.py", str(tmp_path / "x"), "--hq", str(tmp_path / "x"), "--metrics", metric,
-                       env=empty_home)
-        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
-        assert file in proc.stderr and str(tmp_path / "empty_home" / "hub" / "checkpoints") in proc.stderr
+        with pytest.raises(SystemExit) as exit_info:
+            evaluate.main([str(tmp_path / "x"), "--hq", str(tmp_path / "x"), "--metrics", metric])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and file in err, err
+        assert str(tmp_path / "empty_home" / "hub" / "checkpoints") in err
     assert not (tmp_path / "x_metrics").exists()  # nothing left behind
 
 
@@ -121,8 +122,10 @@ def test_bad_arguments_exit_2_with_a_message_and_leave_nothing(tmp_path, script,
     assert files_of(tmp_path) == before
 
 
-def test_cli_help_and_a_bad_argument_without_traceback(tmp_path):
-    for script in ("evaluate.py", "make_testset.py"):
-        assert run_cli(script, "--help").returncode == 0
+def test_cli_help_and_a_bad_argument_without_traceback(tmp_path, capsys):
+    for module in (evaluate, make_testset):
+        with pytest.raises(SystemExit) as exit_info:
+            module.main(["--help"])
+        assert exit_info.value.code == 0 and "usage:" in capsys.readouterr().out
     proc = run_cli("make_testset.py", str(tmp_path / "nope"), str(tmp_path / "out"))
     assert proc.returncode == 2 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
