@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -22,3 +24,14 @@ def test_bench_degrade_quick_prints_both_rates_and_the_ratio():
 def test_bench_help():
     proc = subprocess.run([sys.executable, "bench/degrade.py", "--help"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0 and "--quick" in proc.stdout
+
+
+@pytest.mark.parametrize("script, expected", [
+    ("train_step.py", r"whole step\s+:\s+[\d.]+ s per step \(\s*[\d.]+ images/s\)"),
+    ("restore.py", r"NFE\s+2:\s+[\d.]+ s per image"),
+])
+def test_full_scale_benches_run_quick(script, expected):
+    proc = subprocess.run([sys.executable, f"bench/{script}", "--quick"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert re.search(expected, proc.stdout), proc.stdout
