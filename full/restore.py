@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         stems = [str(Path(n).with_suffix("")) for n in files.names]
         todo = [i for i, s in enumerate(stems) if not (args.out / f"{s}.png").exists()]
         mine = todo[dist.rank()::dist.world_size()]
+        dist.barrier()  # every rank has listed what is left before any rank writes a file
         dist.print0(f"restoring {len(todo)} of {len(files)} images ({len(files) - len(todo)} already done) with "
                     f"{ckpt.path.name} ({args.weights}, step {ckpt.step}), NFE {args.nfe}"
                     f"{', OT-ODE' if args.ot_ode else ''}, {dist.world_size()} rank(s) on {device}")

@@ -116,7 +116,8 @@ class Monitor:
         w.add_scalar("train/lr", self._lr(step - 1), step)
         grads = [p.grad for p in state.model.parameters() if p.grad is not None]
         if grads:  # the last step's gradient (all-reduced, before clipping); zeroed only when the next step starts
-            w.add_scalar("train/grad_norm", float(torch.nn.utils.get_total_norm(grads)), step)
+            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
+            w.add_scalar("train/grad_norm", float(norm), step)
         w.add_scalar("data/skipped_files", skipped, step)
         if skipped:
             names = [self.dataset.files.names[j] for j in flags.nonzero().flatten().tolist()]
