@@ -259,11 +259,12 @@ def test_cosine_learning_rate_and_the_callers_rng():
     assert all(a >= b for a, b in zip(lrs[1:], lrs[2:])), lrs
     mid = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 6 / 11))
     assert abs(lrs[6] - mid) < 1e-12
-    model = TinyMLP()  # (its constructor seeds the global RNG itself)
+    model = TinyMLP()  # (its constructor seeds the global RNG itself, and train() builds one)
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    train(model=model, total_steps=3)
+    training_loop(model=model, schedule=SCHEDULE, dataset=four_clusters(64), pair_fn=rotate_pairs, batch_size=32,
+                  total_steps=3, progress=False)
     assert torch.equal(torch.rand(3), expected), "training_loop must leave the caller's global RNG as it was"
     with pytest.raises(ValueError, match=r"lr_decay must be one of \['constant', 'cosine'\]"):
         train(total_steps=1, lr_decay="step")
