@@ -1,4 +1,4 @@
-"""Tables and figures of the MNIST ablation (:mod:`pi2sb_lab.mnist_experiment`): mean ± std over
+"""Tables and figures of the MNIST ablation (``experiments.mnist_ablation``): mean ± std over
 seeds, the markdown/JSON results, the LQ / variants / HQ grid, P-I2SB Fig. 6 and the loss curves."""
 
 from __future__ import annotations
@@ -10,8 +10,10 @@ from collections.abc import Callable, Sequence
 import matplotlib.pyplot as plt
 import torch
 
-from .mnist_experiment import METRICS, TEST_DEGRADATION_SEED, VARIANTS, Ablation, VariantRecord
-from .viz import image_grid, plot_band
+from .mnist import TEST_DEGRADATION_SEED, VARIANTS
+from .mnist_ablation import Ablation, VariantRecord
+from .mnist_eval import METRICS
+from ..viz import image_grid, plot_band
 
 __all__ = ["SummaryRow", "summarize", "markdown_table", "as_json", "samples_figure", "step_error_figure",
            "loss_figure"]

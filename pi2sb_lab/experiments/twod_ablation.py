@@ -1,6 +1,6 @@
 """The pseudo-hashing ablation on the blind 2D problem: strategies × OT-ODE on/off × seeds, then a table.
 
-``run_ablation`` calls ``toy2d_experiment.train_and_restore`` once per cell
+``run_ablation`` calls ``twod.train_and_restore`` once per cell
 (all with one ``BridgeConfig``); within a seed every strategy sees the same
 clean sets, test degradations and training pairs, so ``summarize`` can report
 each strategy's paired difference to Origin as well as mean ± std. Notebook 04
@@ -25,10 +25,10 @@ from collections.abc import Callable, Sequence
 import matplotlib.pyplot as plt
 import torch
 
-from .hashing import EmpiricalPosteriorDenoiser, get_strategy
-from .toy2d_experiment import DEGRADATIONS, Blind2DProblem, BridgeConfig, Metrics2D, evaluate, make_problem, \
+from ..hashing import EmpiricalPosteriorDenoiser, get_strategy
+from .twod import DEGRADATIONS, Blind2DProblem, BridgeConfig, Metrics2D, evaluate, make_problem, \
     train_and_restore
-from .viz import plot_restored_2d
+from ..viz import plot_restored_2d
 
 __all__ = ["RunRecord", "Ablation", "SummaryRow", "check_strategies", "run_ablation", "summarize",
            "markdown_table", "ablation_figure", "as_json"]
