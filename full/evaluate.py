@@ -110,10 +110,11 @@ def _gather(obj):
 
 
 def _features(files: ImageFiles, indices, net, device, batch_size: int, desc: str):
-    """FID features of ``files[indices]`` (this rank's share), unreadable files skipped; (features, skipped)."""
+    """FID features of ``files[indices]`` (this rank's share), unreadable files skipped;
+    (features, the indices they belong to, skipped names)."""
     from pi2sb_lab.fid import extract
 
-    feats, skipped, pending = [], [], []
+    feats, used, skipped, pending = [], [], [], []
 
     def flush():
         if pending:
@@ -129,10 +130,19 @@ def _features(files: ImageFiles, indices, net, device, batch_size: int, desc: st
         if pending and image.shape != pending[0].shape:
             flush()
         pending.append(image)
+        used.append(i)
         if len(pending) == batch_size:
             flush()
     flush()
-    return (torch.cat(feats).numpy() if feats else np.zeros((0, 0))), skipped
+    return (torch.cat(feats).numpy() if feats else np.zeros((0, 0))), used, skipped
+
+
+def _in_order(gathered, k: int) -> np.ndarray:
+    """The features of every rank, rows in the order of the file listing (so a sharded run sums the
+    covariance in the same order as one process, and gives the same FID to the last digit)."""
+    index = [i for part in gathered for i in part[3][k]]
+    feats = np.concatenate([part[3][k + 1] for part in gathered if part[3][k + 1].size])
+    return feats[np.argsort(index, kind="stable")]
 
 
 def evaluate(args, wanted: list[str], device: torch.device) -> dict:
@@ -179,10 +189,11 @@ def evaluate(args, wanted: list[str], device: torch.device) -> dict:
         position = {n: i for i, n in enumerate(restored.names)}
         ours = [position[n] for n in per_image]  # the restored images that were scored
         ref_idx = pairs if hq is not None else list(range(rank, len(reference), world))
-        f_ours, _ = _features(restored, ours, args.fid_net, device, args.batch_size, "FID features")
-        f_ref, ref_skipped = _features(reference, ref_idx, args.fid_net, device, args.batch_size, "FID reference")
+        f_ours, ours, _ = _features(restored, ours, args.fid_net, device, args.batch_size, "FID features")
+        f_ref, ref_idx, ref_skipped = _features(reference, ref_idx, args.fid_net, device, args.batch_size,
+                                                "FID reference")
         skipped += [f"{n} (FID reference): unreadable" for n in ref_skipped]
-        fid_parts = (f_ours, f_ref)
+        fid_parts = (ours, f_ours, ref_idx, f_ref)  # indices: rank 0 puts the rows in the listing's order
 
     gathered = _gather((per_image, skipped, unmatched, fid_parts))
     if not dist.is_main():
@@ -196,9 +207,7 @@ def evaluate(args, wanted: list[str], device: torch.device) -> dict:
                          f"({len(unmatched)} without an HQ partner, {len(skipped)} unreadable)")
     means = {m: float(np.mean([row[m] for row in per_image.values()])) for m in wanted if m != "fid"}
     if "fid" in wanted:
-        ours = np.concatenate([p[3][0] for p in gathered if p[3][0].size])
-        ref = np.concatenate([p[3][1] for p in gathered if p[3][1].size])
-        means["fid"] = frechet_distance(ours, ref)
+        means["fid"] = frechet_distance(_in_order(gathered, 0), _in_order(gathered, 2))
     return {"label": args.label or args.restored.name, "restored": str(args.restored),
             "hq": None if args.hq is None else str(args.hq),
             "fid_reference": None if "fid" not in wanted else str(args.hq or args.fid_ref),

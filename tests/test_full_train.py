@@ -165,6 +165,13 @@ def test_restore_then_evaluate_end_to_end_under_torchrun(faces, single_run, tmp_
         del os.environ["TORCH_HOME"]
     m = json.loads((tmp_path / "restored_metrics" / "metrics.json").read_text())
     assert m["images"] == 4 and 0 < m["metrics"]["psnr"] < 60 and 0 < m["metrics"]["ssim"] <= 1, m["metrics"]
+    # Sharded over two ranks, the same table to the last digit (features are put back in the listing's order).
+    run(torchrun("--standalone", "--nproc_per_node", "2", "full/evaluate.py", str(out), "--hq",
+                 str(tmp_path / "set" / "hq"), "--metrics", "psnr,ssim,fid", "--fid-features", "photos:tiny_features",
+                 "--out", str(tmp_path / "sharded"), "--device", "cpu"))
+    sharded = json.loads((tmp_path / "sharded" / "metrics.json").read_text())
+    assert sharded["settings"]["world_size"] == 2 and sharded["images"] == 4
+    assert all(sharded["metrics"][k] == m["metrics"][k] for k in ("psnr", "ssim", "fid")), (sharded, m)
 
 
 @pytest.mark.parametrize("args, message", [
