@@ -100,10 +100,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="image side in pixels, 32 to 4096 (default 512)")
     parser.add_argument("--repeats", type=int_at_least(1), default=3,
                         help="timed passes per pipeline, alternating; the best counts (default 3)")
+    parser.add_argument("--gpu-images", type=int_at_least(1), default=512,
+                        help="images per timed GPU pass (default 512)")
+    parser.add_argument("--gpu-batch-size", type=int_at_least(1), default=64, help="batch size on the GPU (default 64)")
     parser.add_argument("--quick", action="store_true", help="tiny run: 4 images, batch 2, one pass")
     args = parser.parse_args(argv)
     if args.quick:
-        args.images, args.batch_size, args.repeats = 4, 2, 1
+        args.images, args.batch_size, args.repeats, args.gpu_images, args.gpu_batch_size = 4, 2, 1, 8, 4
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
@@ -134,11 +137,18 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  OpenCV / GFPGAN-style  : {rate_cv:8.2f} images/s")
     print(f"  ratio ours / OpenCV    : {rate_ours / rate_cv:8.2f}")
     if torch.cuda.is_available():
-        ours("cuda")  # warm-up
-        rate_gpu = best_rates({"gpu": lambda: ours("cuda")}, args.images, args.repeats, torch.cuda.synchronize)["gpu"]
-        print(f"  pi2sb_lab.degrade (GPU, {torch.cuda.get_device_name()}): {rate_gpu:8.2f} images/s "
-              f"(JPEG codec on the CPU)")
-
+        name = torch.cuda.get_device_name()
+        x_gpu = photo_like(args.gpu_images, args.size, seed=1).cuda()
+        for codec, label in (("auto", "JPEG by nvjpeg on the GPU, batched"), ("cpu", "JPEG by libjpeg on the CPU")):
+            def gpu(codec=codec) -> None:
+                g = torch.Generator(device="cuda").manual_seed(0)
+                for b in x_gpu.split(args.gpu_batch_size):
+                    degrade(b, cfg, generator=g, jpeg_codec=codec)
+            gpu()  # warm-up: kernels, FFT plans, codec handles
+            rate = best_rates({"gpu": gpu}, args.gpu_images, args.repeats, torch.cuda.synchronize)["gpu"]
+            print(f"  pi2sb_lab.degrade (GPU, {name}, batch {args.gpu_batch_size}, {label}): {rate:8.2f} images/s")
+    else:
+        print("  GPU: none here (the GPU path was not measured)")
 
 if __name__ == "__main__":
     main()

@@ -37,6 +37,7 @@ from ._degrade_ops import (
     filter2d_per_sample,
     gaussian_kernels,
     jpeg_roundtrip,
+    jpeg_roundtrip_many,
     quantize_8bit_,
     resize_bilinear,
     to_gray,
@@ -275,6 +276,7 @@ def degrade(
     *,
     generator: torch.Generator | None = None,
     params: DegradationParams | None = None,
+    jpeg_codec: str = "auto",
 ) -> Degraded:
     """P-I2SB eq. 19 on a batch, each sample with its own parameters (Table 4 ranges by default).
 
@@ -284,6 +286,11 @@ def degrade(
     config; ``config`` is then unused). Order as
     GFPGAN: flip → blur → resize by 1/r → noise → clip → JPEG_q → resize back →
     gray → round to 8 bits. Returns :class:`Degraded` ``(x, y, params)``.
+
+    ``jpeg_codec``: "auto" (libjpeg on the CPU for CPU tensors; for CUDA tensors
+    torchvision's nvjpeg, batched on the GPU, falling back to the CPU codec when it is
+    unavailable), "cpu" (libjpeg always: the same pixels on every device, up to float
+    rounding) or "cuda". See :func:`jpeg_roundtrip_many`.
     """
     check_image(x)
     check_generator("generator", generator)
@@ -308,18 +315,22 @@ def degrade(
                                    sub.theta[aniso], dtype=work)
         blurred = dict(zip(aniso, filter2d_per_sample(source[aniso], kernels)))
     gen_device = generator.device if generator is not None else x.device
-    out = torch.empty_like(source)
+    scales, sigmas, noises = params.scale.tolist(), params.sigma_major.tolist(), params.noise.tolist()
+    smalls = []
     for b in range(B):  # each sample has its own low-res size, so this part loops
-        r = float(params.scale[b])
+        r = scales[b]
         size = (max(1, int(H // r)), max(1, int(W // r)))  # GFPGAN's int(w // scale)
         if b in blurred:
             small = resize_bilinear(blurred[b][None], size)
         else:
-            small = blur_resize_isotropic(source[b : b + 1], float(params.sigma_major[b]), config.kernel_size, size)
-        std = 2.0 * float(params.noise[b]) / 255.0  # δ/255 of the [0, 1] range is 2δ/255 of [-1, 1]
+            small = blur_resize_isotropic(source[b : b + 1], sigmas[b], config.kernel_size, size)
+        std = 2.0 * noises[b] / 255.0  # δ/255 of the [0, 1] range is 2δ/255 of [-1, 1]
         noise = torch.randn(small.shape, generator=generator, device=gen_device, dtype=work)
-        small = (small + std * noise.to(x.device)).clamp(-1, 1)
-        small = jpeg_roundtrip(small, int(params.jpeg_quality[b]))
+        smalls.append((small + std * noise.to(x.device)).clamp(-1, 1))
+    # JPEG for the whole batch at once: on a GPU one batched nvjpeg call per quality (jpeg_codec="auto").
+    smalls = jpeg_roundtrip_many(smalls, params.jpeg_quality.tolist(), codec=jpeg_codec)
+    out = torch.empty_like(source)
+    for b, small in enumerate(smalls):
         out[b : b + 1] = resize_bilinear(small, (H, W))
     if params.gray.any():
         out = _where_flagged(params.gray, to_gray, out, inplace=True)

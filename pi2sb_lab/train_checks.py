@@ -69,7 +69,10 @@ def grad_norm(model: nn.Module, clip: float | None) -> torch.Tensor:
     if clip is not None:
         return torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
     grads = [p.grad for p in model.parameters() if p.grad is not None]
-    return torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
+    if not grads:
+        return torch.zeros(())
+    # what torch>=2.6's get_total_norm computes; pyproject allows torch 2.4
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
 
 
 def check_finite_steps(values: list[list[float]], losses: list[float], run_dir: Path | None, lr: float) -> None:

@@ -27,6 +27,16 @@ def test_bench_help():
     assert proc.returncode == 0 and "--quick" in proc.stdout
 
 
+@pytest.mark.parametrize("script, expected", [
+    ("train_step.py", r"whole step\s+:\s+[\d.]+ s per step \(\s*[\d.]+ images/s\)"),
+    ("restore.py", r"NFE\s+2:\s+[\d.]+ s per image"),
+])
+def test_full_scale_benches_run_quick(script, expected):
+    proc = subprocess.run([sys.executable, f"bench/{script}", "--quick"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert re.search(expected, proc.stdout), proc.stdout
+
 
 def test_bench_bad_arguments_exit_2_with_argparse_messages(capsys):
     """Each once crashed (ZeroDivisionError / IndexError) after the set-up; now argparse refuses them.

@@ -416,3 +416,31 @@ def test_unknown_names_list_the_valid_ones():
     with pytest.raises(ValueError, match="inpaint-center.*sr4x-pool"):
         get_operator("sr8x")
     assert set(PRESETS) >= {"ffhq512", "mnist32"}
+
+
+# --------------------------------------------------------------------------- batched JPEG (GPU codec)
+
+
+def test_batched_jpeg_on_the_cpu_is_the_per_image_codec():
+    from pi2sb_lab._degrade_ops import jpeg_roundtrip_many
+
+    images = [smooth_images(1, 3, h, w, seed=h) for h, w in ((16, 24), (40, 40), (9, 13))]
+    out = jpeg_roundtrip_many(images, [60, 95, 60], codec="auto")
+    assert all(torch.equal(o, jpeg_roundtrip(im, q)) for o, im, q in zip(out, images, (60, 95, 60)))
+    with pytest.raises(ValueError, match="codec must be 'auto', 'cpu' or 'cuda'; got 'gpu'"):
+        jpeg_roundtrip_many(images, [60] * 3, codec="gpu")
+
+
+def test_degrade_jpeg_codec_choice_does_not_change_cpu_results():
+    x = smooth_images(4, 3, 48, 48)
+    runs = [degrade(x, "ffhq512", generator=torch.Generator().manual_seed(5), jpeg_codec=c).y for c in ("auto", "cpu")]
+    assert torch.equal(runs[0], runs[1])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_codec_is_close_to_libjpeg():
+    x = smooth_images(4, 3, 64, 64).cuda()
+    ys = [degrade(x, "ffhq512", generator=torch.Generator(device="cuda").manual_seed(0), jpeg_codec=c).y
+          for c in ("cuda", "cpu")]
+    diff = (ys[0] - ys[1]).abs() * 127.5  # nvjpeg and libjpeg round DCT coefficients differently
+    assert diff.mean() < 1.0, f"mean difference {diff.mean().item():.3f} levels of 255"
