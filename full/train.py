@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=cfg.seed, device=str(device), num_workers=cfg.num_workers, run_dir=run_dir, resume=resume,
             checkpoint_every=cfg.checkpoint_every, keep_checkpoints=cfg.keep_checkpoints, log_every=cfg.log_every,
             progress=cfg.variant if cfg.progress else False, callback=monitor, callback_every=callback_every,
-            config=cfg.as_dict())
+            config=cfg.as_dict(), fingerprint={"variant": cfg.variant})  # another variant's run_dir is refused
         if monitor.writer is not None:
             monitor.writer.close()
         skipped = monitor.dataset.skipped()

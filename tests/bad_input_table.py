@@ -123,6 +123,13 @@ def _corrupt_mnist(tmp: Path) -> None:
     load_mnist("test", root=tmp)
 
 
+def _image_folder(tmp: Path) -> None:
+    from pi2sb_lab.data.images import ImageFolder
+
+    (tmp / "notes.txt").write_text("no faces here")
+    ImageFolder(tmp, size=16)
+
+
 def _cases() -> list[Case]:
     from pi2sb_lab import bridge, hashing, sampler
     from pi2sb_lab.checkpoint import load_checkpoint
@@ -212,6 +219,7 @@ def _cases() -> list[Case]:
         C("checkpoint", "resume where only another run's config.json is", _resume_other_config, "CheckpointMismatchError", "config.json belongs to another run"),
         C("data", "`load_mnist(root=<empty folder>)`", lambda t: load_mnist("test", root=t), "MNISTFilesMissingError", "No MNIST files under root="),
         C("data", "MNIST folder with corrupt idx files", _corrupt_mnist, "MNISTFilesCorruptError", "cannot be read as torchvision's MNIST"),
+        C("data", "`ImageFolder(<folder without images>)`", lambda t: _image_folder(t), "ValueError", "no PNG/JPEG images.*<tmp>"),
         # ------------------------------------------------------------------ training
         C("train", "`total_steps=-3` (returned an empty result)", lambda _: _train(total_steps=-3), "ValueError", "total_steps.*-3", True),
         C("train", "`total_samples=0`", lambda _: _train(total_steps=None, total_samples=0), "ValueError", "total_samples.*0"),

@@ -7,7 +7,9 @@ dropout on, a checkpoint every 2 steps, the last 2 kept). What must hold:
 * after ``kill -9`` the newest complete checkpoint loads, and the resumed run's losses, weights and EMA
   equal an uninterrupted run's bit for bit (the step counter is the RNG state, see train.py);
 * a rank that raises makes torchrun end every rank with a non-zero exit code within
-  ``DIST_EXIT_LIMIT`` seconds of the failure: nothing waits forever in a collective.
+  ``DIST_EXIT_LIMIT`` seconds of the failure: nothing waits forever in a collective;
+* an image that does not decode is skipped and counted by ``data.images.ImageFolder``, in worker
+  processes, and never ends the epoch.
 """
 
 from __future__ import annotations
@@ -129,13 +131,12 @@ def test_a_rank_that_raises_ends_every_rank_non_zero(tmp_path):
 
 
 def test_an_image_that_does_not_decode_is_skipped_and_counted(tmp_path):
-    """Written against pi2sb_lab.data.images.ImageFolder (branch ``full``, not on main yet: skipped until it
-    lands). A truncated PNG and a text file named .jpg in a folder of good images: DataLoader worker
+    """A truncated PNG and a text file named .jpg in a folder of good images: two DataLoader worker
     processes read the folder; every batch stays full, both bad files are counted, none is fatal."""
-    images = pytest.importorskip("pi2sb_lab.data.images")
     from PIL import Image
 
     from pi2sb_lab import dist
+    from pi2sb_lab.data import images
 
     folder = tmp_path / "faces"
     folder.mkdir()
