@@ -92,12 +92,25 @@ class EMA:
         self.decay = float(decay)
         self.num_updates = 0
         self.ema_model = copy.deepcopy(model).eval().requires_grad_(False)
+        self._source, self._pairs = None, None
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        for avg, p in zip(self.ema_model.parameters(), model.parameters(), strict=True):
-            avg.lerp_(p.detach().to(avg.dtype), 1.0 - self.decay)  # avg + (1 − d)(p − avg)
-        for avg_buf, buf in zip(self.ema_model.buffers(), model.buffers(), strict=True):
+        if model is not self._source:
+            # Walking the module tree costs more than the update itself for a small net: list the
+            # tensor pairs once per source model.
+            self._source = model
+            self._pairs = (list(self.ema_model.parameters()), [p.detach() for p in model.parameters()],
+                           list(self.ema_model.buffers()), list(model.buffers()))
+            if len(self._pairs[0]) != len(self._pairs[1]) or len(self._pairs[2]) != len(self._pairs[3]):
+                raise ValueError("EMA.update got a model of another architecture than the averaged one")
+        avg, params, avg_bufs, bufs = self._pairs
+        if all(a.dtype == p.dtype for a, p in zip(avg, params)):
+            torch._foreach_lerp_(avg, params, 1.0 - self.decay)  # avg + (1 − d)(p − avg), one fused call
+        else:
+            for a, p in zip(avg, params):
+                a.lerp_(p.to(a.dtype), 1.0 - self.decay)
+        for avg_buf, buf in zip(avg_bufs, bufs):
             avg_buf.copy_(buf)
         self.num_updates += 1
 
@@ -386,7 +399,9 @@ def training_loop(
         DistributedDataParallel(loss_module, device_ids=[device.index] if device.type == "cuda" else None)
     forward = loss_module if ddp is None else ddp
     ema = EMA(model, ema_decay)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=betas, weight_decay=weight_decay)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    # foreach: one batched kernel per tensor list instead of a Python loop per parameter (CPU too).
+    optimizer = torch.optim.AdamW(trainable, lr=lr, betas=betas, weight_decay=weight_decay, foreach=True)
 
     run_dir = None if run_dir is None else Path(run_dir)
     step, samples_seen, losses, elapsed_before = _open_run(run_dir, resume, config, device, model=model, ema=ema,
@@ -441,7 +456,7 @@ def training_loop(
                 step_loss, micro_samples = _accumulate(forward, ddp, batches, pair_fn, grad_accum, device, use_bf16,
                                                        gen, gen_t)
                 samples_seen += micro_samples * world
-                step_grad_norm = grad_norm(model, grad_clip)  # before clipping (to grad_clip, when set)
+                step_grad_norm = grad_norm(trainable, grad_clip)  # before clipping (to grad_clip, when set)
                 lr_now = _lr_at(step, lr=lr, warmup=lr_warmup_steps, decay=lr_decay, final=lr_final, total=total_steps)
                 for group in optimizer.param_groups:
                     group["lr"] = lr_now

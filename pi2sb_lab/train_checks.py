@@ -11,7 +11,6 @@ import math
 from pathlib import Path
 
 import torch
-from torch import nn
 from torch.utils.data import TensorDataset
 
 from ._checks import check_int, check_real
@@ -64,15 +63,16 @@ def check_settings(*, total_steps, total_samples, batch_size, seed, keep_checkpo
     return total_steps
 
 
-def grad_norm(model: nn.Module, clip: float | None) -> torch.Tensor:
-    """The global gradient norm (a tensor, no host sync), after clipping the gradients to ``clip`` if set."""
+def grad_norm(params: list[torch.Tensor], clip: float | None) -> torch.Tensor:
+    """The global gradient norm of ``params`` (a tensor, no host sync), before clipping their gradients to
+    ``clip`` if set."""
     if clip is not None:
-        return torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
+        return torch.nn.utils.clip_grad_norm_(params, clip)
+    grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return torch.zeros(())
-    # what torch>=2.6's get_total_norm computes; pyproject allows torch 2.4
-    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
+    # what torch>=2.6's get_total_norm computes (pyproject allows torch 2.4), one fused norm per list
+    return torch.linalg.vector_norm(torch.stack([n.float() for n in torch._foreach_norm(grads)]))
 
 
 def check_finite_steps(values: list[list[float]], losses: list[float], run_dir: Path | None, lr: float) -> None:
