@@ -4,10 +4,10 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test lab demo bench notebook clean
+.PHONY: help venv test lab demo bench notebook browser-test labs grade clean
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,16 +31,24 @@ test: $(STAMP)  ## run the whole test suite (unit, theory, notebooks, nbval)
 	$(PY) -m pytest
 
 LAB_ARGS ?=
+LAB_ROOT ?= .
 # containers often run as root, which Jupyter refuses without --allow-root
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+# jupyter/lab/settings/overrides.json: double-clicking a .py opens it as a notebook (jupytext);
+# notebooks/jupytext.toml: saving writes back the same header (git status stays clean).
 lab: $(STAMP)  ## JupyterLab; the notebooks/*.py files open as notebooks (jupytext)
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. $(ROOT_FLAG) $(LAB_ARGS)
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=$(LAB_ROOT) --LabApp.app_settings_dir=$(CURDIR)/jupyter/lab/settings \
+		$(ROOT_FLAG) $(LAB_ARGS)
+
+browser-test: $(STAMP)  ## the notebooks in JupyterLab in headless Chromium (apt install chromium); screenshots in build/browser/
+	PI2SB_BROWSER=1 $(PY) -m pytest -q -p no:cacheprovider tests/test_browser.py
 
 NB ?= notebooks/01_dirac_pair_bridge.py
 P  ?=
 notebook: $(STAMP)  ## run one notebook headless with papermill: make notebook NB=notebooks/01_….py P="-p NFE 50"
 	@mkdir -p build/notebooks
-	$(VENV)/bin/jupytext --quiet --to ipynb -o build/notebooks/$(basename $(notdir $(NB))).ipynb $(NB)
+	# --set-kernel -: the headers name no kernel (notebooks/jupytext.toml); take this Python's
+	$(VENV)/bin/jupytext --quiet --set-kernel - --to ipynb -o build/notebooks/$(basename $(notdir $(NB))).ipynb $(NB)
 	$(VENV)/bin/papermill --cwd $(dir $(NB)) -p INTERACTIVE False $(P) \
 		build/notebooks/$(basename $(notdir $(NB))).ipynb build/notebooks/$(basename $(notdir $(NB))).out.ipynb
 	@echo "executed notebook: build/notebooks/$(basename $(notdir $(NB))).out.ipynb"

@@ -32,8 +32,9 @@ def execute(nb_path: Path, tmp_path: Path, parameters: dict, out_dir: Path = EXE
     source = tmp_path / f"{nb_path.stem}.ipynb"
     jupytext.write(jupytext.read(nb_path), source)
     executed = out_dir / f"{nb_path.stem}.executed.ipynb"
+    # the headers name no kernel (notebooks/jupytext.toml keeps them machine-independent)
     papermill.execute_notebook(str(source), str(executed), parameters=parameters, kernel_name="python3",
-                               cwd=str(nb_path.parent), progress_bar=False)
+                               language="python", cwd=str(nb_path.parent), progress_bar=False)
     return executed
 
 
