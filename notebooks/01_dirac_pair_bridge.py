@@ -71,7 +71,7 @@ def run_bridge(beta_min, beta_max, nfe, grid, ot_ode, n_paths, seed):
     oracle = X0Param(lambda x_t, t, cond=None: x0, sched)
     x1 = X1.expand(n_paths, 2).clone()
     gen = torch.Generator(device=device).manual_seed(seed)
-    return sched, sample(oracle, x1, sched, nfe=nfe, grid=grid, ot_ode=ot_ode, generator=gen)
+    return sched, sample(oracle, x1, sched, nfe=nfe, grid=grid, ot_ode=ot_ode, generator=gen, trajectory_stride=1)
 
 
 def bridge_figure(beta_min=BETA_MIN, beta_max=BETA_MAX, nfe=NFE, grid=GRID, ot_ode=OT_ODE, n_paths=N_PATHS,

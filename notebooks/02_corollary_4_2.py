@@ -43,13 +43,13 @@ OUTPUT_DIR = "../runs/notebook02"  # figures go here
 import matplotlib.pyplot as plt
 import torch
 
-from pi2sb_lab.counterexample import (expected_forced_error, forced_error, forward_error, learned_map,
+from pi2sb_lab.counterexample import (expected_forced_error, forced_error, forward_error,
                                       monge_example, one_to_many, oracle_forward_map, oracle_restoring_map,
                                       oracle_sampler, restoring_error, shared_partners)
 from pi2sb_lab.hashing import STRATEGIES, EmpiricalPosteriorDenoiser, get_strategy
 from pi2sb_lab.notebook import check_param, output_dir, resolve_device
 from pi2sb_lab.schedule import SymmetricSchedule
-from pi2sb_lab.toy2d_experiment import BridgeConfig
+from pi2sb_lab.experiments.twod import BridgeConfig, learned_map
 from pi2sb_lab.viz import savefig
 
 check_param("SEED", SEED, int)

@@ -49,7 +49,7 @@ from pi2sb_lab.notebook import check_param, output_dir, resolve_device
 from pi2sb_lab.parameterization import X0Param
 from pi2sb_lab.sampler import sample
 from pi2sb_lab.schedule import SCHEDULES, make_schedule
-from pi2sb_lab.toy2d_experiment import BridgeConfig, evaluate, make_problem, sample_bridge, train_and_restore
+from pi2sb_lab.experiments.twod import BridgeConfig, evaluate, make_problem, sample_bridge, train_and_restore
 from pi2sb_lab.viz import plot_2d_paths, plot_band, savefig
 
 check_param("SEED", SEED, int)
@@ -85,7 +85,7 @@ def dirac_paths(scale, schedule=SCHEDULE, nfe=NFE, n_paths=N_PATHS, seed=SEED, o
     sched = make_schedule(schedule).scaled(scale)
     oracle = X0Param(lambda x_t, t, cond=None: X0.expand(n_paths, 2), sched)
     res = sample(oracle, X1.expand(n_paths, 2).clone(), sched, nfe=nfe, grid="uniform", ot_ode=ot_ode,
-                 generator=torch.Generator().manual_seed(seed))
+                 generator=torch.Generator().manual_seed(seed), trajectory_stride=1)
     return sched, res
 
 

@@ -53,9 +53,9 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from pi2sb_lab.notebook import check_param, output_dir, resolve_device
-from pi2sb_lab.toy2d_ablation import ablation_figure, as_json, check_strategies, markdown_table, run_ablation, \
+from pi2sb_lab.experiments.twod_ablation import ablation_figure, as_json, check_strategies, markdown_table, run_ablation, \
     summarize
-from pi2sb_lab.toy2d_experiment import DEGRADATIONS, BridgeConfig
+from pi2sb_lab.experiments.twod import DEGRADATIONS, BridgeConfig
 from pi2sb_lab.viz import plot_restored_2d, savefig
 
 check_param("SEEDS", SEEDS, int, min=1)

@@ -54,9 +54,9 @@ from pi2sb_lab.checkpoint import load_checkpoint
 from pi2sb_lab.data.mnist import load_mnist
 from pi2sb_lab.degrade import degrade, sample_params
 from pi2sb_lab.metrics import psnr
-from pi2sb_lab.mnist_experiment import VARIANTS as ALL_VARIANTS
-from pi2sb_lab.mnist_experiment import MNISTConfig, check_variants, make_test_set, prepare_seed, restore, \
-    train_variant
+from pi2sb_lab.experiments.mnist import VARIANTS as ALL_VARIANTS
+from pi2sb_lab.experiments.mnist import MNISTConfig, check_variants, make_test_set, prepare_seed, train_variant
+from pi2sb_lab.experiments.mnist_eval import restore_variant
 from pi2sb_lab.notebook import check_param, output_dir, resolve_device
 from pi2sb_lab.viz import savefig, to_numpy_image
 
@@ -162,7 +162,7 @@ def trajectories(x, y, *, seed=SEED):
     runs = {}
     for name, tv in trained.items():
         x_hat_true = tv.strategy.encode(x, y, generator=torch.Generator().manual_seed(seed)).x_hat
-        runs[name] = restore(tv, y, parts.estimator.predict(y.to(device)).cpu(), nfe=config.nfe, grid=config.grid,
+        runs[name] = restore_variant(tv, y, parts.estimator.predict(y.to(device)).cpu(), nfe=config.nfe, grid=config.grid,
                              seed=seed, x_hat_true=x_hat_true, trajectory_stride=1)
     return runs
 
@@ -248,7 +248,7 @@ x_eval, y_eval, _ = degraded_batch(rows, STRENGTH)
 scores, errors = {"degraded input": psnr(y_eval, x_eval).mean().item()}, {}
 for name, tv in trained.items():
     x_hat_true = tv.strategy.encode(x_eval, y_eval, generator=torch.Generator().manual_seed(SEED)).x_hat
-    run = restore(tv, y_eval, parts.estimator.predict(y_eval.to(device)).cpu(), nfe=config.nfe, grid=config.grid,
+    run = restore_variant(tv, y_eval, parts.estimator.predict(y_eval.to(device)).cpu(), nfe=config.nfe, grid=config.grid,
                   seed=SEED, x_hat_true=x_hat_true)
     scores[ALL_VARIANTS[name].label], errors[name] = psnr(run.x, x_eval).mean().item(), run
 fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(13, 4))

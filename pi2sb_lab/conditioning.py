@@ -16,9 +16,8 @@ dict with ``"image"`` / ``"degradation"``).
 
 At training time the true parameters of each degradation are known. A blind
 restorer does not know them at test time, so the ``da`` condition then comes
-from :class:`DegradationEstimator`, a small CNN trained to predict the vector
-from ``y`` alone (:func:`train_degradation_estimator`); :func:`estimator_error`
-reports how well it does, per parameter and against the trivial guess.
+from ``nets.estimator.DegradationEstimator``, a small CNN trained to predict the
+vector from ``y`` alone.
 """
 
 from __future__ import annotations
@@ -26,20 +25,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from .degrade import DEGRADATION_PARAM_DIM, DEGRADATION_PARAM_NAMES
-from .fit import fit_steps, seeded_init
+from .degrade import DEGRADATION_PARAM_DIM
 
 __all__ = [
     "Conditioning",
     "CONDITIONINGS",
     "get_conditioning",
-    "DegradationEstimator",
-    "train_degradation_estimator",
-    "EstimatorError",
-    "estimator_error",
 ]
 
 
@@ -96,118 +88,3 @@ def get_conditioning(name: str) -> Conditioning:
     if name not in CONDITIONINGS:
         raise ValueError(f"unknown conditioning {name!r}; valid names: {list(CONDITIONINGS)}")
     return CONDITIONINGS[name]
-
-
-# --------------------------------------------------------------------------- the estimator
-
-
-class DegradationEstimator(nn.Module):
-    """A small CNN ``y (B, C, H, W) -> (B, DEGRADATION_PARAM_DIM)`` in [0, 1] (a sigmoid output).
-
-    Four 3×3 convolutions (16, 32, 64, 64 channels; the last three with stride 2),
-    each followed by GroupNorm and ReLU, then the spatial mean and max of the
-    features (blur, noise and JPEG are global properties of an image, wherever
-    the strokes are) into a 2-layer MLP.
-    """
-
-    def __init__(self, in_channels: int = 1, width: int = 16) -> None:
-        super().__init__()
-        self.in_channels = in_channels
-        w = width
-        layers, channels = [], in_channels
-        for out, stride in ((w, 1), (2 * w, 2), (4 * w, 2), (4 * w, 2)):
-            # GroupNorm: without it the noise level δ was not learned at all in 400 steps (MAE 0.25 = the
-            # constant guess's), with it 0.12.
-            layers += [nn.Conv2d(channels, out, 3, stride=stride, padding=1), nn.GroupNorm(8, out), nn.ReLU()]
-            channels = out
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.Linear(8 * w, 4 * w), nn.ReLU(), nn.Linear(4 * w, DEGRADATION_PARAM_DIM))
-
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        if y.ndim != 4 or y.shape[1] != self.in_channels:
-            raise ValueError(f"y must be (B, {self.in_channels}, H, W); got {tuple(y.shape)}")
-        h = self.features(y)
-        pooled = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)
-        return torch.sigmoid(self.head(pooled))
-
-    @torch.no_grad()
-    def predict(self, y: torch.Tensor, *, batch_size: int = 512) -> torch.Tensor:
-        """Estimated vectors ``(B, DEGRADATION_PARAM_DIM)`` on ``y``'s device (eval mode, batched, no grad)."""
-        was_training = self.training
-        self.eval()
-        device = next(self.parameters()).device
-        out = torch.cat([self(chunk.to(device)).to(y.device) for chunk in y.split(batch_size)])
-        self.train(was_training)
-        return out
-
-
-def train_degradation_estimator(
-    y: torch.Tensor,
-    params: torch.Tensor,
-    *,
-    steps: int = 600,
-    batch_size: int = 64,
-    lr: float = 2e-3,
-    seed: int = 0,
-    device: str | torch.device = "cpu",
-    progress: bool = True,
-) -> DegradationEstimator:
-    """Fit a :class:`DegradationEstimator` to pairs (``y`` ``(N, C, H, W)``, ``params`` ``(N, P)`` in [0, 1]).
-
-    Adam on the mean squared error of the vector, ``steps`` batches drawn with
-    replacement; the initialisation and the batches depend only on ``seed``.
-    Returns the estimator in eval mode.
-    """
-    if y.ndim != 4 or params.shape != (y.shape[0], DEGRADATION_PARAM_DIM):
-        raise ValueError(f"y must be (N, C, H, W) and params (N, {DEGRADATION_PARAM_DIM}); "
-                         f"got {tuple(y.shape)} and {tuple(params.shape)}")
-    if steps < 1 or batch_size < 1:
-        raise ValueError(f"steps and batch_size must be >= 1; got {steps} and {batch_size}")
-    device = torch.device(device)
-    model = seeded_init(lambda: DegradationEstimator(y.shape[1]), seed, device)
-
-    def batch_loss(gen: torch.Generator) -> torch.Tensor:
-        rows = torch.randint(y.shape[0], (batch_size,), generator=gen)
-        return F.mse_loss(model(y[rows].to(device)), params[rows].to(device))
-
-    return fit_steps(model, batch_loss, steps=steps, lr=lr, seed=seed, desc="degradation estimator",
-                     progress=progress)
-
-
-@dataclass(frozen=True)
-class EstimatorError:
-    """Test error of a degradation estimator, as mean absolute errors of the [0, 1] vector.
-
-    ``per_param``: MAE of each column (``DEGRADATION_PARAM_NAMES``); ``mae``: their
-    mean over the columns that vary in the test set (a constant column, e.g.
-    ``gray`` when the preset never grays, is left out); ``baseline_mae``: the same
-    mean for the trivial estimator that always answers the training mean.
-    """
-
-    per_param: dict[str, float]
-    mae: float
-    baseline_mae: float
-    varying: tuple[str, ...]
-
-    def as_dict(self) -> dict:
-        return {"per_param": self.per_param, "mae": self.mae, "baseline_mae": self.baseline_mae,
-                "varying": list(self.varying)}
-
-
-def estimator_error(predicted: torch.Tensor, true: torch.Tensor, train_mean: torch.Tensor) -> EstimatorError:
-    """Compare ``predicted`` with ``true`` vectors (both ``(N, P)``); the baseline answers ``train_mean`` ``(P,)``."""
-    if predicted.shape != true.shape or predicted.ndim != 2 or predicted.shape[1] != DEGRADATION_PARAM_DIM:
-        raise ValueError(f"predicted and true must both be (N, {DEGRADATION_PARAM_DIM}); "
-                         f"got {tuple(predicted.shape)} and {tuple(true.shape)}")
-    predicted, true = predicted.double().cpu(), true.double().cpu()
-    err = (predicted - true).abs().mean(dim=0)
-    base = (train_mean.double().cpu().reshape(1, -1) - true).abs().mean(dim=0)
-    varying = true.std(dim=0) > 0 if true.shape[0] > 1 else torch.ones(true.shape[1], dtype=torch.bool)
-    if not varying.any():
-        varying = torch.ones_like(varying)
-    return EstimatorError(
-        per_param={name: float(e) for name, e in zip(DEGRADATION_PARAM_NAMES, err)},
-        mae=float(err[varying].mean()),
-        baseline_mae=float(base[varying].mean()),
-        varying=tuple(n for n, v in zip(DEGRADATION_PARAM_NAMES, varying.tolist()) if v),
-    )

@@ -29,7 +29,7 @@ several clean points sharing a partner it is positive for every strategy.
 ``forward_error`` / ``restoring_error`` run a map and report its error next to
 that floor. The maps come from ``PairPosteriorOracle`` (the exact minimiser of
 the bridge loss on a finite pair set: a perfectly trained network) or from
-``learned_map`` (an MLP trained by ``toy2d_experiment.fit_bridge``).
+``experiments.twod.learned_map`` (an MLP bridge trained by ``train.training_loop``).
 """
 
 from __future__ import annotations
@@ -42,13 +42,13 @@ import torch
 from .bridge import posterior
 from .hashing import Noise, PseudoHash
 from .parameterization import X0Param
+from .pipeline import restore_map
 from .sampler import SampleResult, sample
 from .schedule import Schedule
-from .toy2d_experiment import BridgeConfig, fit_bridge, sample_bridge
 
 __all__ = ["PairSet", "one_to_many", "shared_partners", "monge_example", "ForcedError", "forced_error",
            "expected_forced_error", "PairPosteriorOracle", "check_symmetric", "oracle_sampler", "oracle_forward_map",
-           "oracle_restoring_map", "MapError", "forward_error", "restoring_error", "learned_map"]
+           "oracle_restoring_map", "MapError", "forward_error", "restoring_error"]
 
 Map = Callable[[torch.Tensor], torch.Tensor]
 
@@ -316,33 +316,7 @@ def restoring_error(map_fn: Map, pairs: PairSet, strategy: PseudoHash) -> MapErr
     ``forced`` is (*) from ``ŷ`` to ``x``: the same for every strategy, since
     ``ŷ`` is a one-to-one function of ``y``.
     """
-    y_hat = strategy.endpoint(pairs.y)
-    forced = forced_error(y_hat, pairs.x)
-    reached = strategy.decode(_run_grouped(map_fn, y_hat, forced), pairs.y)
+    forced = forced_error(strategy.endpoint(pairs.y), pairs.x)
+    reached = restore_map(lambda y_hat: _run_grouped(map_fn, y_hat, forced), pairs.y, strategy)
     per_pair = (reached - pairs.x).square().sum(dim=1)
     return MapError(per_pair.mean().item(), forced, reached, per_pair)
-
-
-def learned_map(pairs: PairSet, strategy: PseudoHash, direction: str, *, config: BridgeConfig | None = None,
-                seed: int = 0) -> Map:
-    """Train an MLP bridge on the hashed pairs and return its deterministic OT-ODE sampler as a map.
-
-    Pairs are drawn with replacement and hashed afresh at every step (P-I2SB
-    Alg. 1 line 4), trained and sampled with the OT-ODE (I2SB Prop. 3.4).
-    ``direction``: "forward" (``x̂ ↦ ŷ``, the roles swapped, so the schedule
-    must be symmetric) or "restore" (``ŷ ↦ x̂``, the sampler of Alg. 2). The
-    result takes and returns float64 like the pair sets here.
-    """
-    if direction not in ("forward", "restore"):
-        raise ValueError(f"direction must be one of ['forward', 'restore']; got {direction!r}")
-    config = config or BridgeConfig(steps=400, batch_size=64, lr=3e-3)
-    check_symmetric(config.make_schedule())
-    hash_gen = torch.Generator().manual_seed(seed)
-
-    def draw(batch: int, generator: torch.Generator):
-        idx = torch.randint(len(pairs), (batch,), generator=generator)
-        x_hat, y_hat = strategy.encode(pairs.x[idx], pairs.y[idx], generator=hash_gen)
-        return (y_hat, x_hat, None) if direction == "forward" else (x_hat, y_hat, None)
-
-    fitted = fit_bridge(draw, strategy.channels(pairs.x.shape[1]), config, ot_ode=True, seed=seed)
-    return lambda starts: sample_bridge(fitted, starts).x0.to(starts.dtype)

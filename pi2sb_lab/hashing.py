@@ -35,6 +35,9 @@ make ``decode`` invert ``encode``):
   on the *degraded* image, which contradicts both its own name and eq. 11
   (``x + σ(y) ε``). We follow eq. 11: ``x̂ = x + λ(y) ε``, the inverse being a
   denoiser at level ``λ(y)`` (eq. 18, ``Denoise(x̂; σ(y))``).
+
+(Longer than ~350 lines: the four strategies, Noise's levels and the exact 2D
+denoiser belong together, and the sign conventions above need their space.)
 """
 
 from __future__ import annotations

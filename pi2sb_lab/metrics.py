@@ -10,15 +10,14 @@ table needs.
   (range 1): SSIM is not shift-invariant, and this is the standard value, the
   one computed on the uint8 images.
 * :func:`frechet_distance` is the Fréchet distance between Gaussian fits of two
-  feature sets. With :class:`DigitClassifier` features (our small MNIST CNN) it
+  feature sets. With ``nets.classifier.DigitClassifier`` features (our small MNIST CNN) it
   is the "Fréchet distance on our digit-classifier features": the MNIST stand-in
   for the Inception-based metric of the papers, with other numbers than it.
 * :class:`LPIPSMetric` wraps the ``lpips`` package and refuses, with
   :class:`MissingWeightsError`, to run when the torchvision backbone file is not
   in the torch hub cache, instead of downloading it.
-* :class:`DigitClassifier`, :func:`train_digit_classifier`,
-  :func:`classifier_accuracy`: the label-preservation check of P-I2SB §4.3
-  (restored digits should keep their class).
+* :func:`classifier_accuracy`: the label-preservation check of P-I2SB §4.3
+  (restored digits should keep their class), with ``nets.classifier.DigitClassifier``.
 """
 
 from __future__ import annotations
@@ -35,10 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .fit import seeded_init
-
 __all__ = [
-    "DigitClassifier",
     "LPIPSMetric",
     "MissingWeightsError",
     "classifier_accuracy",
@@ -48,7 +44,6 @@ __all__ = [
     "lpips_distance",
     "psnr",
     "ssim",
-    "train_digit_classifier",
 ]
 
 DATA_RANGE = 2.0  # images live in [-1, 1]
@@ -178,106 +173,7 @@ def frechet_distance(feats_a: torch.Tensor | np.ndarray, feats_b: torch.Tensor |
     return float(max(value, 0.0))
 
 
-# --------------------------------------------------------------------------- digit classifier
-
-
-class DigitClassifier(nn.Module):
-    """A small CNN for ``(N, 1, 32, 32)`` digits in ``[-1, 1]`` → 10 logits.
-
-    Three conv(3×3)+ReLU+max-pool stages (16, 32, 64 channels: 32→16→8→4), then
-    a 128-unit hidden layer (the :meth:`features`) and the 10-way output.
-    """
-
-    feature_dim = 128
-
-    def __init__(self, image_size: int = 32) -> None:
-        super().__init__()
-        if image_size % 8:
-            raise ValueError(f"DigitClassifier needs image_size divisible by 8, got {image_size}")
-        self.image_size = image_size
-        self.body = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(),
-            nn.Linear(64 * (image_size // 8) ** 2, self.feature_dim), nn.ReLU(),
-        )  # fmt: skip
-        self.head = nn.Linear(self.feature_dim, 10)
-
-    def _check(self, images: torch.Tensor) -> None:
-        expected = (1, self.image_size, self.image_size)
-        if images.ndim != 4 or tuple(images.shape[1:]) != expected:
-            raise ValueError(f"images must be (N, {', '.join(map(str, expected))}), got {tuple(images.shape)}")
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Logits ``(N, 10)``."""
-        self._check(images)
-        return self.head(self.body(images))
-
-    @torch.no_grad()
-    def features(self, images: torch.Tensor, *, batch_size: int = 512) -> torch.Tensor:
-        """Penultimate-layer features ``(N, 128)`` (eval mode, no grad, batched, on CPU)."""
-        self._check(images)
-        device = next(self.parameters()).device
-        was_training = self.training
-        self.eval()
-        out = [self.body(chunk.to(device, torch.float32)).cpu() for chunk in images.split(batch_size)]
-        self.train(was_training)
-        return torch.cat(out)
-
-    @torch.no_grad()
-    def predict(self, images: torch.Tensor, *, batch_size: int = 512) -> torch.Tensor:
-        """Predicted labels ``(N,)`` int64."""
-        feats = self.features(images, batch_size=batch_size)
-        return self.head(feats.to(next(self.parameters()).device)).argmax(dim=1).cpu()
-
-
-def train_digit_classifier(
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    *,
-    epochs: int = 5,
-    batch_size: int = 64,
-    lr: float = 2e-3,
-    seed: int = 0,
-    device: str | torch.device = "cpu",
-    progress: bool = True,
-) -> DigitClassifier:
-    """Train a :class:`DigitClassifier` with Adam and cross-entropy; returns it in eval mode.
-
-    images: ``(N, 1, S, S)`` in ``[-1, 1]``; labels: ``(N,)`` int in ``0..9``.
-    Initialisation and shuffling depend only on ``seed`` (the global RNG is left
-    untouched). A tqdm bar counts optimisation steps when ``progress``.
-    """
-    from tqdm.auto import tqdm
-
-    if images.ndim != 4 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
-        raise ValueError(
-            f"images must be (N, 1, S, S) and labels (N,), got {tuple(images.shape)} and {tuple(labels.shape)}"
-        )
-    device = torch.device(device)
-    model = seeded_init(lambda: DigitClassifier(image_size=images.shape[-1]), seed, device)
-    generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    n = images.shape[0]
-    steps_per_epoch = -(-n // batch_size)
-    model.train()
-    with tqdm(total=epochs * steps_per_epoch, desc="digit classifier", disable=not progress) as bar:
-        for _ in range(epochs):
-            order = torch.randperm(n, generator=generator)
-            for rows in order.split(batch_size):
-                x = images[rows].to(device, torch.float32)
-                y = labels[rows].to(device, torch.int64)
-                loss = F.cross_entropy(model(x), y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-    return model.eval()
-
-
-def classifier_accuracy(classifier: DigitClassifier, images: torch.Tensor, labels: torch.Tensor) -> float:
+def classifier_accuracy(classifier: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
     """Fraction of ``images`` that ``classifier`` labels correctly (P-I2SB §4.3 label preservation)."""
     if labels.ndim != 1 or images.shape[0] != labels.shape[0]:
         raise ValueError(f"images (N, ...) and labels (N,) disagree: {tuple(images.shape)} vs {tuple(labels.shape)}")
@@ -285,14 +181,13 @@ def classifier_accuracy(classifier: DigitClassifier, images: torch.Tensor, label
 
 
 def classifier_frechet_distance(
-    classifier: DigitClassifier | Callable[[torch.Tensor], torch.Tensor],
+    classifier: nn.Module | Callable[[torch.Tensor], torch.Tensor],
     images_a: torch.Tensor,
     images_b: torch.Tensor,
 ) -> float:
     """Fréchet distance on our digit-classifier features between two image sets.
 
-    ``classifier`` is a :class:`DigitClassifier` (its :meth:`~DigitClassifier.features`
-    are used) or any callable ``images -> (N, D)`` features (the pluggable extractor).
+    ``classifier`` is a ``nets.classifier.DigitClassifier`` (its ``features`` are used) or any callable ``images -> (N, D)`` features (the pluggable extractor).
     """
     extract = classifier.features if hasattr(classifier, "features") else classifier
     return frechet_distance(extract(images_a), extract(images_b))

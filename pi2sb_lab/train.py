@@ -13,6 +13,9 @@ The objective is the only part that knows what is learned: ``objective.BridgeObj
 (the default, built from ``schedule``), a VP diffusion's, or a :class:`SupervisedObjective`
 for the small auxiliary networks (digit classifier, degradation estimator, denoiser).
 
+(This module is longer than ~350 lines on purpose: the loop and its named helpers — setting
+checks, resume, seeding, accumulation, logging — read best beside each other, as in NVlabs/edm.)
+
 The same function runs as ``python script.py`` and under ``torchrun``: ``dist.init()``
 fills in a world of one. Counters count samples seen across all ranks, so they stay
 right under DDP. Randomness is always seeded: the streams of step ``k`` on rank ``r``
@@ -412,48 +415,50 @@ def training_loop(
         flush_losses()
         callback(TrainState(step, samples_seen, model, ema.ema_model, losses, run_dir, device))
 
-    try:
-        while step < total_steps:
-            _seed_step(seed, rank, step, gen_t, gen, device)
-            optimizer.zero_grad(set_to_none=True)
-            step_loss, micro_samples = _accumulate(forward, ddp, batches, pair_fn, grad_accum, device, use_bf16,
-                                                   gen, gen_t)
-            samples_seen += micro_samples * world
-            if grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            lr_now = _lr_at(step, lr=lr, warmup=lr_warmup_steps, decay=lr_decay, final=lr_final, total=total_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr_now
-            optimizer.step()
-            ema.update(model)  # on every rank, from the same synchronized weights
-            step += 1
-            pending.append(step_loss)
-            bar.update(1)
+    # Each step reseeds the global RNG (dropout uses it); fork it so the caller's stream is left as it was.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        try:
+            while step < total_steps:
+                _seed_step(seed, rank, step, gen_t, gen, device)
+                optimizer.zero_grad(set_to_none=True)
+                step_loss, micro_samples = _accumulate(forward, ddp, batches, pair_fn, grad_accum, device, use_bf16,
+                                                       gen, gen_t)
+                samples_seen += micro_samples * world
+                if grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+                lr_now = _lr_at(step, lr=lr, warmup=lr_warmup_steps, decay=lr_decay, final=lr_final, total=total_steps)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_now
+                optimizer.step()
+                ema.update(model)  # on every rank, from the same synchronized weights
+                step += 1
+                pending.append(step_loss)
+                bar.update(1)
 
-            if step % log_every == 0 or step == total_steps:
-                flush_losses()
-                mean_loss = sum(losses[last_logged:]) / max(1, len(losses) - last_logged)
-                last_logged = len(losses)
-                bar.set_postfix(loss=f"{mean_loss:.4g}", samples=samples_seen)
-                if run_dir is not None and dist.is_main():
-                    row = dict(step=step, samples_seen=samples_seen, loss=mean_loss, lr=lr_now,
-                               time=round(elapsed_before + time.time() - start_time, 3))
-                    with open(run_dir / "log.jsonl", "a") as f:
-                        f.write(json.dumps(row) + "\n")
-            if run_dir is not None and checkpoint_every and step % checkpoint_every == 0:
-                flush_losses()
+                if step % log_every == 0 or step == total_steps:
+                    flush_losses()
+                    mean_loss = sum(losses[last_logged:]) / max(1, len(losses) - last_logged)
+                    last_logged = len(losses)
+                    bar.set_postfix(loss=f"{mean_loss:.4g}", samples=samples_seen)
+                    if run_dir is not None and dist.is_main():
+                        row = dict(step=step, samples_seen=samples_seen, loss=mean_loss, lr=lr_now,
+                                   time=round(elapsed_before + time.time() - start_time, 3))
+                        with open(run_dir / "log.jsonl", "a") as f:
+                            f.write(json.dumps(row) + "\n")
+                if run_dir is not None and checkpoint_every and step % checkpoint_every == 0:
+                    flush_losses()
+                    write_checkpoint()
+                    last_saved = step
+                if callback is not None and step % callback_every == 0:
+                    call_back()
+                    last_called = step
+
+            flush_losses()
+            if run_dir is not None and (last_saved != step or latest_checkpoint(run_dir) is None):
                 write_checkpoint()
-                last_saved = step
-            if callback is not None and step % callback_every == 0:
+            if callback is not None and last_called != step:
                 call_back()
-                last_called = step
-
-        flush_losses()
-        if run_dir is not None and (last_saved != step or latest_checkpoint(run_dir) is None):
-            write_checkpoint()
-        if callback is not None and last_called != step:
-            call_back()
-    finally:
-        bar.close()
+        finally:
+            bar.close()
     return TrainResult(model=model, ema=ema.ema_model, losses=losses, steps=step, samples_seen=samples_seen,
                        run_dir=run_dir)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pi2sb_lab.conditioning import CONDITIONINGS, Conditioning, DegradationEstimator, estimator_error, \
-    get_conditioning, train_degradation_estimator
+from pi2sb_lab.conditioning import CONDITIONINGS, Conditioning, get_conditioning
+from pi2sb_lab.nets.estimator import DegradationEstimator, estimator_error, train_degradation_estimator
 from pi2sb_lab.data.mnist import load_mnist
 from pi2sb_lab.degrade import DEGRADATION_PARAM_DIM, DEGRADATION_PARAM_NAMES, degrade
 from pi2sb_lab.nets.unet import UNet

@@ -14,7 +14,6 @@ from pi2sb_lab.counterexample import (
     expected_forced_error,
     forced_error,
     forward_error,
-    learned_map,
     monge_example,
     one_to_many,
     oracle_forward_map,
@@ -24,7 +23,7 @@ from pi2sb_lab.counterexample import (
 )
 from pi2sb_lab.hashing import STRATEGIES, EmpiricalPosteriorDenoiser, LQStdLevel, Noise, get_strategy
 from pi2sb_lab.schedule import ConstantSchedule, Schedule, SymmetricSchedule
-from pi2sb_lab.toy2d_experiment import BridgeConfig, fit_bridge, sample_bridge
+from pi2sb_lab.experiments.twod import BridgeConfig, fit_bridge, fixed_pairs, learned_map, sample_bridge
 
 LIMIT = SymmetricSchedule().scaled(1e-3)  # β → 0: the OT-ODE limit of I2SB Prop. 3.4
 
@@ -138,10 +137,10 @@ def test_learned_models_forward_stuck_restoring_fine():
     origin = get_strategy("origin")
     config = BridgeConfig(steps=300, batch_size=64, lr=3e-3, nfe=20)
     x, y = pairs.x.float(), pairs.y.float()
-    forward = fit_bridge((y, x), 2, config, ot_ode=True, seed=0)  # swapped: x̂ is the start
+    forward = fit_bridge(*fixed_pairs(y, x), 2, config, ot_ode=True, seed=0)  # swapped: x̂ is the start
     f_err = forward_error(lambda s: sample_bridge(forward, s).x0.double(), pairs.x, pairs.y)
     assert f_err.mse >= 1.0 - 1e-6, f"learned forward flow beat the forced error 1.0: {f_err.mse:.4f}"
-    backward = fit_bridge((x, y), 2, config, ot_ode=True, seed=0)
+    backward = fit_bridge(*fixed_pairs(x, y), 2, config, ot_ode=True, seed=0)
     r_err = restoring_error(lambda s: sample_bridge(backward, s).x0.double(), pairs, origin)
     assert r_err.mse < 0.02, f"learned Origin restoring error {r_err.mse:.4f} (floor 0) should be < 0.02"
 

@@ -1,4 +1,4 @@
-"""Tests of pi2sb_lab.degrade: P-I2SB eq. 19 / Table 4 and I2SB's fixed operators."""
+"""Tests of pi2sb_lab.degrade (P-I2SB eq. 19 / Table 4) and pi2sb_lab.operators (I2SB's fixed operators)."""
 
 import dataclasses
 import math
@@ -9,19 +9,17 @@ import torch
 from pi2sb_lab.degrade import (
     DEGRADATION_PARAM_DIM,
     DEGRADATION_PARAM_NAMES,
-    I2SB_OPERATORS,
     PRESETS,
     DegradationConfig,
     DegradationParams,
     apply_flip,
     degrade,
-    freeform_masks,
     gaussian_kernels,
-    get_operator,
     get_preset,
     jpeg_roundtrip,
     sample_params,
 )
+from pi2sb_lab.operators import I2SB_OPERATORS, freeform_masks, get_operator
 
 # Everything off except what a test switches on: σ = 0.1 leaves a 41-tap kernel a delta
 # (neighbour weight e^-50), r = 1 resamples nothing, δ = 0 adds nothing.

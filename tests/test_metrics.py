@@ -20,8 +20,8 @@ from pi2sb_lab.metrics import (
     lpips_backbone_file,
     psnr,
     ssim,
-    train_digit_classifier,
 )
+from pi2sb_lab.nets.classifier import DigitClassifier, train_digit_classifier
 
 
 
@@ -172,7 +172,7 @@ def test_digit_classifier_accuracy_on_embedded_mnist(mnist_and_classifier):
 def test_classifier_features_and_frechet_distance(mnist_and_classifier):
     train, test, clf = mnist_and_classifier
     feats = clf.features(test.images[:64])
-    assert feats.shape == (64, metrics.DigitClassifier.feature_dim)
+    assert feats.shape == (64, DigitClassifier.feature_dim)
     clean = classifier_frechet_distance(clf, test.images, train.images[:1000])
     g = torch.Generator().manual_seed(0)
     noisy_images = (test.images + 0.5 * torch.randn(test.images.shape, generator=g)).clamp(-1, 1)

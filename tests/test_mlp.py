@@ -23,7 +23,7 @@ def test_shapes_without_and_with_cond():
     assert MLP2D()(x, t[:, None]).shape == (8, 2)  # (N, 1) t
     y = torch.randn(8, 2)
     assert MLP2D(cond_dim=2)(x, t, y).shape == (8, 2)
-    assert MLP2D(cond_dim=2)(x, t, {"lq": y}).shape == (8, 2)
+    assert MLP2D(cond_dim=2)(x, t, {"image": y}).shape == (8, 2)
     net = MLP2D(cond_dim=2, degradation_dim=5)
     assert net(x, t, {"image": y, "degradation": torch.randn(8, 5)}).shape == (8, 2)
     assert MLP2D(degradation_dim=5)(x, t, {"degradation": torch.randn(8, 5)}).shape == (8, 2)
@@ -47,15 +47,15 @@ def test_output_depends_on_time_and_condition():
 @pytest.mark.parametrize(
     ("kwargs", "cond", "match"),
     [
-        ({}, torch.zeros(8, 2), "cond_dim=0"),
+        ({}, torch.zeros(8, 2), "built without an image condition"),
         ({}, {"degradation": torch.zeros(8, 5)}, "degradation_dim=0"),
-        ({"cond_dim": 2}, None, "needs a image condition"),
+        ({"cond_dim": 2}, None, "needs an image condition"),
         ({"cond_dim": 2}, torch.zeros(8, 3), r"shape \(8, 2\)"),
         ({"cond_dim": 2}, torch.zeros(7, 2), r"shape \(8, 2\)"),
-        ({"cond_dim": 2, "degradation_dim": 5}, {"image": torch.zeros(8, 2)}, "degradation condition"),
+        ({"cond_dim": 2, "degradation_dim": 5}, {"image": torch.zeros(8, 2)}, "degradation-parameter vector"),
         ({"cond_dim": 2, "degradation_dim": 5}, {"image": torch.zeros(8, 2), "degradation": torch.zeros(8, 4)}, r"\(8, 5\)"),
         ({"cond_dim": 2}, {"img": torch.zeros(8, 2)}, "unknown cond keys"),
-        ({"cond_dim": 2}, {"image": torch.zeros(8, 2), "lq": torch.zeros(8, 2)}, "not both"),
+        ({"cond_dim": 2}, {"image": torch.zeros(8, 2), "lq": torch.zeros(8, 2)}, "unknown cond keys"),
         ({"cond_dim": 2}, [torch.zeros(8, 2)], "None, a Tensor or a dict"),
     ],
 )

@@ -11,28 +11,24 @@ from torch import nn
 
 from pi2sb_lab.conditioning import Conditioning
 from pi2sb_lab.degrade import DEGRADATION_PARAM_DIM
-from pi2sb_lab.denoise import ImageDenoiser
-from pi2sb_lab.metrics import DigitClassifier
-from pi2sb_lab.mnist_experiment import (
+from pi2sb_lab.experiments.mnist import (
     FIG3B,
     TABLE3,
     VARIANTS,
-    Ablation,
-    ImageMetrics,
     MNISTConfig,
     TrainedVariant,
-    VariantRecord,
     check_variants,
-    evaluate_restored,
     make_network,
     make_pair_fn,
     make_pair_pool,
     make_strategy,
     make_test_set,
-    restore,
-    run_ablation,
 )
-from pi2sb_lab.mnist_report import markdown_table, summarize
+from pi2sb_lab.experiments.mnist_ablation import Ablation, VariantRecord, run_ablation
+from pi2sb_lab.experiments.mnist_eval import ImageMetrics, evaluate_restored, restore_variant
+from pi2sb_lab.experiments.mnist_report import markdown_table, summarize
+from pi2sb_lab.nets.classifier import DigitClassifier
+from pi2sb_lab.nets.denoiser import ImageDenoiser
 from pi2sb_lab.parameterization import X0Param
 
 TINY = MNISTConfig(steps=3, batch_size=8, warmup_steps=0, train_size=64, partners=1, eval_size=16, nfe=3,
@@ -126,7 +122,7 @@ def test_restore_with_an_oracle_is_exact_and_fig6_error_is_offset_over_sigma(nam
     x_hat_true = strategy.encode(test_set.x, test_set.y).x_hat
     for offset in (0.0, 0.1):
         oracle = TrainedVariant(variant, X0Param(_Oracle(x_hat_true, offset), schedule), strategy, schedule, [], 0.0)
-        out = restore(oracle, test_set.y, test_set.params, nfe=6, x_hat_true=x_hat_true, seed=0)
+        out = restore_variant(oracle, test_set.y, test_set.params, nfe=6, x_hat_true=x_hat_true, seed=0)
         assert out.step_error.shape == out.times.shape == (6,) and out.times[0] == 1.0
         expected = offset / schedule.sigma(out.times).double()
         exact((out.step_error - expected).abs().max().item(), tol=1e-5, what=f"offset {offset}")
@@ -194,7 +190,7 @@ def test_run_ablation_end_to_end_and_resume(tmp_path):
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.pt")} == written, "nothing is retrained or rewritten"
     rows = summarize(second)
     assert [r.name for r in rows] == ["degraded", "a-vanilla", "d-noise"]
-    from pi2sb_lab.mnist_report import as_json, loss_figure, samples_figure, step_error_figure
+    from pi2sb_lab.experiments.mnist_report import as_json, loss_figure, samples_figure, step_error_figure
 
     assert json.loads(json.dumps(as_json(second)))["runs"][3]["variant"] == "d-noise"
     for fig in (samples_figure(second), step_error_figure(second), loss_figure(second)):

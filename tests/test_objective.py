@@ -116,3 +116,26 @@ def test_bad_input():
         bridge_loss(net, torch.zeros(4, 2), torch.zeros(4, 2), sched, reduction="sum")
     with pytest.raises(ValueError, match="cov_x0x1"):
         KarrasParam(net, sched, var_x0=0.1, var_x1=0.1, cov_x0x1=0.5)
+
+
+def test_backbone_gets_float32_time_for_low_precision_data_and_karras_computes_once(monkeypatch):
+    """bf16 data must not round t (neighbouring times 4e-3 apart would merge); Karras's coefficients
+    are computed once per pred_x0 call, on the data's side, not twice through a CPU round trip."""
+    seen = []
+    net = lambda x, t, c=None: (seen.append(t.dtype), x)[1]  # noqa: E731
+    param = KarrasParam(net, SymmetricSchedule())
+    calls = []
+    original = KarrasParam._coefficients
+    monkeypatch.setattr(KarrasParam, "_coefficients", lambda self, t: (calls.append(1), original(self, t))[1])
+    x = torch.randn(4, 2, dtype=torch.bfloat16)
+    param.pred_x0(x, torch.tensor([0.5, 0.501, 0.502, 0.503]))
+    assert seen == [torch.float32] and len(calls) == 1
+
+
+def test_time_grid_equality_and_nan_time():
+    from pi2sb_lab.schedule import as_time
+
+    assert time_grid(5, "uniform") == time_grid(5, "uniform") and time_grid(5) != time_grid(5, "uniform")
+    assert len({time_grid(5), time_grid(5)}) == 1
+    with pytest.raises(ValueError, match=r"t must lie in \[0, 1\].*NaN/inf"):
+        as_time(torch.tensor([0.5, float("nan")]))

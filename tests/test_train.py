@@ -215,3 +215,55 @@ def test_bad_settings_are_refused(bad, error):
     settings.update(bad)
     with pytest.raises((ValueError, TypeError), match=error):
         train(**settings)
+
+
+def test_callback_sees_every_nth_step_and_the_end():
+    seen = []
+    result = train(total_steps=10, callback=lambda s: seen.append((s.step, s.samples_seen, len(s.losses),
+                                                                   s.ema is not s.model)), callback_every=4)
+    assert [s[0] for s in seen] == [4, 8, 10], seen
+    assert all(samples == step * 32 and n == step and separate for step, samples, n, separate in seen)
+    assert result.steps == 10
+    with pytest.raises(ValueError, match="callback_every must be an int >= 1"):
+        train(total_steps=2, callback=lambda s: None)
+
+
+def test_supervised_objective_fits_a_linear_map():
+    """The same loop trains a plain regression (how the classifier, estimator and denoiser train)."""
+    from pi2sb_lab.train import SupervisedObjective
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(512, 3, generator=g)
+    w_true = torch.tensor([[1.0], [-2.0], [0.5]])
+    model = nn.Linear(3, 1, bias=False)
+    with torch.no_grad():
+        model.weight.zero_()
+    result = training_loop(model=model, dataset=torch.arange(512), pair_fn=lambda rows, gen: (x[rows], x[rows] @ w_true),
+                           objective=SupervisedObjective(lambda m, a, b: (m(a) - b).square().mean()),
+                           total_steps=300, batch_size=64, lr=0.05, ema_decay=0.0, progress=False)
+    err = (result.model.weight.detach().T - w_true).abs().max().item()
+    assert err < 1e-2, f"learned weights off by {err:.3g}"
+    assert torch.equal(result.ema.weight, result.model.weight)  # decay 0: the EMA is a plain copy
+    with pytest.raises(ValueError, match="with objective= given"):
+        training_loop(model=model, dataset=torch.arange(512), pair_fn=lambda r, g: r, schedule=SCHEDULE,
+                      objective=SupervisedObjective(lambda m, a: a.sum()), total_steps=1, batch_size=8)
+    with pytest.raises(ValueError, match="give a schedule"):
+        training_loop(model=model, dataset=torch.arange(512), pair_fn=lambda r, g: r, total_steps=1, batch_size=8)
+
+
+def test_cosine_learning_rate_and_the_callers_rng():
+    from pi2sb_lab.train import _lr_at
+
+    lrs = [_lr_at(s, lr=1.0, warmup=2, decay="cosine", final=0.1, total=12) for s in range(12)]
+    assert lrs[:2] == [0.5, 1.0] and abs(lrs[-1] - 0.1) < 1e-12
+    assert all(a >= b for a, b in zip(lrs[1:], lrs[2:])), lrs
+    mid = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 6 / 11))
+    assert abs(lrs[6] - mid) < 1e-12
+    model = TinyMLP()  # (its constructor seeds the global RNG itself)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    train(model=model, total_steps=3)
+    assert torch.equal(torch.rand(3), expected), "training_loop must leave the caller's global RNG as it was"
+    with pytest.raises(ValueError, match=r"lr_decay must be one of \['constant', 'cosine'\]"):
+        train(total_steps=1, lr_decay="step")

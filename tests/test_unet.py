@@ -86,12 +86,12 @@ def test_inputs_and_conditions_change_the_output():
 @pytest.mark.parametrize(
     ("overrides", "cond", "match"),
     [
-        (dict(), torch.zeros(B, 1, S, S), "cond_channels=0"),
-        (dict(cond_channels=1), None, "expects a condition image of 1 channels"),
-        (dict(cond_channels=1), torch.zeros(B, 2, S, S), r"cond image must be \(2, 1, 16, 16\)"),
+        (dict(), torch.zeros(B, 1, S, S), "built without an image condition"),
+        (dict(cond_channels=1), None, r"needs an image condition of shape \(2, 1, 16, 16\)"),
+        (dict(cond_channels=1), torch.zeros(B, 2, S, S), r"image condition must have shape \(2, 1, 16, 16\)"),
         (dict(cond_channels=1), {"img": torch.zeros(B, 1, S, S)}, "unknown cond keys"),
-        (dict(degradation_dim=4), None, r"expects cond=\{'degradation'"),
-        (dict(degradation_dim=4), {"degradation": torch.zeros(B, 3)}, r"must be \(2, 4\)"),
+        (dict(degradation_dim=4), None, r"needs cond=\{'degradation'"),
+        (dict(degradation_dim=4), {"degradation": torch.zeros(B, 3)}, r"must have shape \(2, 4\)"),
         (dict(), {"degradation": torch.zeros(B, 4)}, "degradation_dim=0"),
         (dict(), [torch.zeros(B, 1, S, S)], "cond must be None, a Tensor or a dict"),
     ],

@@ -33,10 +33,9 @@ _START = time.perf_counter()
 
 import torch  # noqa: E402
 
-from pi2sb_lab.mnist_experiment import (  # noqa: E402
-    TEST_DEGRADATION_SEED, VARIANTS, MNISTConfig, check_variants, run_ablation,
-)
-from pi2sb_lab.mnist_report import (  # noqa: E402
+from pi2sb_lab.experiments.mnist import TEST_DEGRADATION_SEED, VARIANTS, MNISTConfig, check_variants  # noqa: E402
+from pi2sb_lab.experiments.mnist_ablation import run_ablation  # noqa: E402
+from pi2sb_lab.experiments.mnist_report import (  # noqa: E402
     as_json, loss_figure, markdown_table, samples_figure, step_error_figure, summarize,
 )
 from pi2sb_lab.notebook import resolve_device  # noqa: E402

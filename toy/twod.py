@@ -1,6 +1,6 @@
 """Pseudo-hashing on the blind 2D problem, headless: every strategy × OT-ODE on/off × seeds.
 
-The experiment of notebook 04 (same library calls: ``pi2sb_lab.toy2d_ablation``).
+The experiment of notebook 04 (same library calls: ``pi2sb_lab.experiments.twod_ablation``).
 Writes ``results.md`` (the table), ``results.json`` (config, every run, the
 summary) and ``restored.png`` (restored points against the truth, first seed)
 to the run folder and prints the table.
@@ -21,9 +21,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from pi2sb_lab.hashing import STRATEGIES
-from pi2sb_lab.toy2d_ablation import ablation_figure, as_json, check_strategies, markdown_table, run_ablation, \
+from pi2sb_lab.experiments.twod_ablation import ablation_figure, as_json, check_strategies, markdown_table, run_ablation, \
     summarize
-from pi2sb_lab.toy2d_experiment import DEGRADATIONS, BridgeConfig
+from pi2sb_lab.experiments.twod import DEGRADATIONS, BridgeConfig
 from pi2sb_lab.viz import savefig
 
 OT_ODE = {"off": (False,), "on": (True,), "both": (False, True)}

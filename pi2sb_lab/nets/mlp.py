@@ -1,17 +1,11 @@
 """A time-conditioned residual MLP for the 2D toys: ``model(x_t, t, cond=None)``.
 
-Conditioning follows the U-Net's convention (``nets/``): the condition is
-concatenated to the input rather than injected elsewhere. ``cond`` is
-
-- ``None`` for an unconditional net (built with ``cond_dim = degradation_dim = 0``);
-- a tensor ``(N, cond_dim)``: the "image" condition, e.g. the LQ point ``y``;
-- a dict with key ``"image"`` (alias ``"lq"``) → ``(N, cond_dim)`` and/or key
-  ``"degradation"`` → ``(N, degradation_dim)``, a parameter vector such as
-  ``DegradationParams2D.as_vector()`` (the same keys as the U-Net's).
-
-A net built with a condition requires it on every call (pass zeros for a
-dropped condition), and a condition the net was not built for is an error, so
-a mis-wired experiment fails loudly instead of silently ignoring its input.
+``cond`` follows the project's one schema (``nets/cond.py``, the U-Net's too):
+None, the "image" condition ``(N, cond_dim)`` (e.g. the LQ point ``y``), or a
+dict with ``"image"`` and/or ``"degradation"`` ``(N, degradation_dim)`` (e.g.
+``DegradationParams2D.as_vector()``); both are concatenated to the input. A net
+built with a condition requires it on every call, and a condition it was not
+built for is an error.
 """
 
 from __future__ import annotations
@@ -19,12 +13,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pi2sb_lab.nets.embedding import TimeEmbedding
+from .cond import parse_cond
+from .embedding import TimeEmbedding
 
 __all__ = ["MLP2D", "ResidualBlock"]
-
-_IMAGE_KEYS = ("image", "lq")
-_DEGRADATION_KEY = "degradation"
 
 
 class ResidualBlock(nn.Module):
@@ -83,33 +75,6 @@ class MLP2D(nn.Module):
         self.blocks = nn.ModuleList(ResidualBlock(hidden, time_dim) for _ in range(depth))
         self.out = nn.Sequential(nn.LayerNorm(hidden), nn.SiLU(), nn.Linear(hidden, self.out_dim))
 
-    def _split_cond(self, cond) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Return ``(image, degradation)`` from the accepted forms of ``cond``."""
-        if cond is None:
-            return None, None
-        if isinstance(cond, torch.Tensor):
-            return cond, None
-        if isinstance(cond, dict):
-            unknown = set(cond) - {*_IMAGE_KEYS, _DEGRADATION_KEY}
-            if unknown:
-                raise ValueError(
-                    f"unknown cond keys {sorted(unknown)}; valid keys: 'image' (alias 'lq'), 'degradation'"
-                )
-            if all(k in cond for k in _IMAGE_KEYS):
-                raise ValueError("give the image condition once, under 'image' or 'lq', not both")
-            image = cond.get("image", cond.get("lq"))
-            return image, cond.get(_DEGRADATION_KEY)
-        raise ValueError(f"cond must be None, a Tensor or a dict; got {type(cond).__name__}")
-
-    @staticmethod
-    def _check_part(name: str, value: torch.Tensor | None, width: int, n: int, arg: str) -> None:
-        if width == 0 and value is not None:
-            raise ValueError(f"got a {name} condition but the net was built with {arg}=0")
-        if width > 0 and value is None:
-            raise ValueError(f"the net was built with {arg}={width} and needs a {name} condition of shape ({n}, {width})")
-        if value is not None and tuple(value.shape) != (n, width):
-            raise ValueError(f"{name} condition must have shape ({n}, {width}); got {tuple(value.shape)}")
-
     def forward(self, x_t: torch.Tensor, t: torch.Tensor | float, cond=None) -> torch.Tensor:
         if x_t.dim() != 2 or x_t.shape[1] != self.dim:
             raise ValueError(f"x_t must have shape (N, {self.dim}); got {tuple(x_t.shape)}")
@@ -118,9 +83,8 @@ class MLP2D(nn.Module):
         if t.numel() not in (1, n):
             raise ValueError(f"t must be a scalar or have N={n} entries; got shape {tuple(t.shape)}")
 
-        image, degradation = self._split_cond(cond)
-        self._check_part("image", image, self.cond_dim, n, "cond_dim")
-        self._check_part("degradation", degradation, self.degradation_dim, n, "degradation_dim")
+        image, degradation = parse_cond(cond, batch=n, image_shape=(self.cond_dim,) if self.cond_dim else None,
+                                        degradation_dim=self.degradation_dim, owner="MLP2D")
         h = torch.cat([x_t, *(c.to(x_t) for c in (image, degradation) if c is not None)], dim=1)
 
         t_emb = self.time_embed(t, batch=n)

@@ -25,10 +25,10 @@ from collections.abc import Callable, Sequence
 import matplotlib.pyplot as plt
 import torch
 
-from .hashing import EmpiricalPosteriorDenoiser, get_strategy
-from .toy2d_experiment import DEGRADATIONS, Blind2DProblem, BridgeConfig, Metrics2D, evaluate, make_problem, \
+from ..hashing import EmpiricalPosteriorDenoiser, get_strategy
+from .twod import DEGRADATIONS, Blind2DProblem, BridgeConfig, Metrics2D, evaluate, make_problem, \
     train_and_restore
-from .viz import plot_restored_2d
+from ..viz import plot_restored_2d
 
 __all__ = ["RunRecord", "Ablation", "SummaryRow", "check_strategies", "run_ablation", "summarize",
            "markdown_table", "ablation_figure", "as_json"]

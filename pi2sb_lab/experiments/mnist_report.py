@@ -10,8 +10,10 @@ from collections.abc import Callable, Sequence
 import matplotlib.pyplot as plt
 import torch
 
-from .mnist_experiment import METRICS, TEST_DEGRADATION_SEED, VARIANTS, Ablation, VariantRecord
-from .viz import image_grid, plot_band
+from .mnist import TEST_DEGRADATION_SEED, VARIANTS
+from .mnist_ablation import Ablation, VariantRecord
+from .mnist_eval import METRICS
+from ..viz import image_grid, plot_band
 
 __all__ = ["SummaryRow", "summarize", "markdown_table", "as_json", "samples_figure", "step_error_figure",
            "loss_figure"]

@@ -21,7 +21,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .fit import fit_steps, seeded_init
+from torch.utils.data import TensorDataset
+
+from . import seeded
 
 __all__ = ["ImageDenoiser", "train_denoiser"]
 
@@ -79,23 +81,33 @@ def train_denoiser(
     """Fit an :class:`ImageDenoiser` on clean ``images`` ``(N, C, H, W)`` at levels σ ~ U[``sigma_range``].
 
     Loss ``‖ε̂(x + σε, σ) − ε‖²`` (equal to ``‖D − x‖²/σ²``, well scaled at every
-    level). Pass the level range the Noise strategy produces (a constant λ can be
-    given as ``(λ, λ)``). The initialisation and every draw depend only on ``seed``.
+    level), through ``train.training_loop``. Pass the level range the Noise strategy
+    produces (a constant λ can be given as ``(λ, λ)``). The initialisation and every
+    draw depend only on ``seed``.
     """
     lo, hi = sigma_range
     if not 0 <= lo <= hi or hi == 0:
         raise ValueError(f"sigma_range must be (lo, hi) with 0 <= lo <= hi and hi > 0; got {sigma_range}")
-    if images.ndim != 4 or steps < 1 or batch_size < 1:
-        raise ValueError(f"images must be (N, C, H, W) and steps, batch_size >= 1; got {tuple(images.shape)}, "
-                         f"{steps}, {batch_size}")
+    if images.ndim != 4 or steps < 1 or batch_size < 1 or images.shape[0] < batch_size:
+        raise ValueError(f"images must be (N, C, H, W) with N >= batch_size >= 1, and steps >= 1; got "
+                         f"{tuple(images.shape)}, batch_size {batch_size}, steps {steps}")
+    from ..train import SupervisedObjective, training_loop
+
     device = torch.device(device)
-    model = seeded_init(lambda: ImageDenoiser(images.shape[1]), seed, device)
+    images = images.to(device)
+    model = seeded(lambda: ImageDenoiser(images.shape[1]), seed, device)
 
-    def batch_loss(gen: torch.Generator) -> torch.Tensor:
-        x = images[torch.randint(images.shape[0], (batch_size,), generator=gen)].to(device)
-        sigma = (lo + (hi - lo) * torch.rand(batch_size, generator=gen)).to(device)
-        eps = torch.randn(x.shape, generator=gen).to(device)
-        return (model.predict_noise(x + sigma.reshape(-1, 1, 1, 1) * eps, sigma) - eps).square().mean()
+    def pair_fn(rows: torch.Tensor, generator: torch.Generator):
+        x = images[rows]
+        sigma = lo + (hi - lo) * torch.rand(x.shape[0], generator=generator, device=generator.device).to(device)
+        eps = torch.randn(x.shape, generator=generator, device=generator.device).to(device)
+        return x + sigma.reshape(-1, 1, 1, 1) * eps, sigma, eps
 
-    fit_steps(model, batch_loss, steps=steps, lr=lr, seed=seed, desc="Noise-I2SB denoiser", progress=progress)
-    return model.requires_grad_(False)
+    result = training_loop(
+        model=model, dataset=TensorDataset(torch.arange(images.shape[0])), pair_fn=pair_fn,
+        objective=SupervisedObjective(lambda m, x_noisy, sigma, eps: (m.predict_noise(x_noisy, sigma) - eps).square()
+                                      .mean(), "Noise-I2SB denoiser"),
+        total_steps=steps, batch_size=batch_size, lr=lr, ema_decay=0.0, seed=seed, device=str(device),
+        log_every=10**9, progress="Noise-I2SB denoiser" if progress else False,
+    )
+    return result.model.eval().requires_grad_(False)

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from pi2sb_lab.data.toy2d import cluster_accuracy
-from pi2sb_lab.toy2d_ablation import Ablation, RunRecord, check_strategies, markdown_table, run_ablation, summarize
-from pi2sb_lab.toy2d_experiment import (
+from pi2sb_lab.experiments.twod_ablation import Ablation, RunRecord, check_strategies, markdown_table, run_ablation, summarize
+from pi2sb_lab.experiments.twod import (
+    fixed_pairs,
     BridgeConfig,
     Metrics2D,
     evaluate,
@@ -43,8 +44,8 @@ def test_fit_is_reproducible_and_restores_thread_count():
     x1 = x0 + 1.0
     config = BridgeConfig(steps=5, batch_size=8)
     before = torch.get_num_threads()
-    a, b = (fit_bridge((x0, x1), 2, config, seed=3) for _ in range(2))
-    c = fit_bridge((x0, x1), 2, config, seed=4)
+    a, b = (fit_bridge(*fixed_pairs(x0, x1), 2, config, seed=3) for _ in range(2))
+    c = fit_bridge(*fixed_pairs(x0, x1), 2, config, seed=4)
     assert torch.equal(a.losses, b.losses) and not torch.equal(a.losses, c.losses)
     assert torch.equal(sample_bridge(a, x1, seed=1).x0, sample_bridge(b, x1, seed=1).x0)
     assert torch.get_num_threads() == before
@@ -99,9 +100,10 @@ def test_bad_input_lists_what_is_accepted(problem):
         make_problem(0, degradation="soft")
     with pytest.raises(ValueError, match=r"x0 and x1 must be \(P, D\) pair sets of one shape; got \(4, 2\) and "
                                          r"\(4, 3\)"):
-        fit_bridge((torch.zeros(4, 2), torch.zeros(4, 3)), 2, TINY)
-    with pytest.raises(ValueError, match=r"shape \(8, 2\)"):
-        fit_bridge(lambda n, g: (torch.zeros(n, 3), torch.zeros(n, 3), None), 2, BridgeConfig(steps=1, batch_size=8))
+        fixed_pairs(torch.zeros(4, 2), torch.zeros(4, 3))
+    with pytest.raises(ValueError, match=r"x_t must have shape \(N, 2\); got \(8, 3\)"):
+        fit_bridge(torch.zeros(16, 2), lambda x, g: (torch.zeros(8, 3), torch.zeros(8, 3), None), 2,
+                   BridgeConfig(steps=1, batch_size=8))
 
 
 def test_summary_means_stds_and_paired_deltas(exact):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pi2sb_lab.data.mnist import load_mnist
-from pi2sb_lab.denoise import ImageDenoiser, train_denoiser
+from pi2sb_lab.nets.denoiser import ImageDenoiser, train_denoiser
 from pi2sb_lab.hashing import Denoiser, Noise
 from pi2sb_lab.metrics import psnr
 

@@ -1,11 +1,13 @@
 """Training and evaluating bridges on 2D points: the one code path of notebooks 02–04 and ``toy/twod.py``.
 
-``fit_bridge`` is P-I2SB Alg. 1 in its plainest form (draw pairs, hash, draw
-``t`` and ``X_t``, regress with ``objective.bridge_loss``) around the 2D MLP;
-``sample_bridge`` is Alg. 2 (``sampler.sample``). ``train_and_restore`` runs
-both on the blind 2D problem (``data.toy2d``) for one strategy and measures the
-restored points: distance to the true clean partner, cluster-assignment
-accuracy and the sliced W₂ distance to the clean distribution.
+``fit_bridge`` is P-I2SB Alg. 1 around the 2D MLP, through ``train.training_loop``
+(pairs from ``pipeline``'s pair functions); ``sample_bridge`` runs the sampler
+(Alg. 2) from given starts. ``train_and_restore`` trains on the blind 2D problem
+(``data.toy2d``) for one strategy, restores its test set with
+``pipeline.restore`` and measures the restored points: distance to the true
+clean partner, cluster-assignment accuracy and the sliced W₂ distance to the
+clean distribution. ``learned_map`` turns a bridge trained on a pair set into
+the map ``counterexample.forward_error`` / ``restoring_error`` measure.
 
 The hyper-parameters live in one ``BridgeConfig`` shared by every strategy.
 ``parameterization="eps"`` as in P-I2SB Alg. 1 line 6: ``X0 = X_t − σ_t ε``
@@ -27,20 +29,30 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from .data.toy2d import BlindDegradation2D, cluster_accuracy, cluster_centers, clusters, sliced_wasserstein2
-from .hashing import EmpiricalPosteriorDenoiser, PseudoHash, get_strategy
-from .nets.mlp import MLP2D
-from .objective import bridge_loss
-from .parameterization import PARAMETERIZATIONS, Parameterization, parameterize
-from .sampler import SampleResult, sample
-from .schedule import GRIDS, SCHEDULES, Schedule, make_schedule
+from torch.utils.data import Dataset, TensorDataset
+
+from ..conditioning import Conditioning
+from ..counterexample import PairSet, check_symmetric
+from ..data.toy2d import BlindDegradation2D, cluster_accuracy, cluster_centers, clusters, sliced_wasserstein2
+from ..hashing import EmpiricalPosteriorDenoiser, Origin, PseudoHash, get_strategy
+from ..nets import seeded
+from ..nets.mlp import MLP2D
+from ..parameterization import PARAMETERIZATIONS, Parameterization, parameterize
+from ..pipeline import degrade_pair_fn, pool_pair_fn, restore
+from ..sampler import SampleResult, sample
+from ..schedule import GRIDS, SCHEDULES, Schedule, make_schedule
+from ..train import PairFn, training_loop
 
 __all__ = [
     "single_thread",
     "BridgeConfig",
     "FittedBridge",
+    "resampled",
+    "pair_indices",
+    "fixed_pairs",
     "fit_bridge",
     "sample_bridge",
+    "learned_map",
     "DEGRADATIONS",
     "Blind2DProblem",
     "make_problem",
@@ -50,9 +62,6 @@ __all__ = [
     "Restoration2D",
     "train_and_restore",
 ]
-
-Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
-Endpoints = tuple[torch.Tensor, torch.Tensor] | Callable[[int, torch.Generator], Batch]
 
 
 @contextlib.contextmanager
@@ -70,7 +79,8 @@ def single_thread() -> Iterator[None]:
 class BridgeConfig:
     """Everything that sets how a 2D bridge is trained and sampled; the same for every strategy.
 
-    ``steps``, ``batch_size``, ``lr``: Adam with a cosine decay to ``lr/10``;
+    ``steps``, ``batch_size``, ``lr``: Adam with a cosine decay to ``lr/10``; ``ema_decay``:
+    the EMA the sampler uses (0: the last weights — the cosine decay already settles them);
     ``hidden``, ``depth``, ``time_dim``: the ``MLP2D``; ``parameterization``:
     "x0", "eps" or "karras"; ``schedule``: "symmetric" (β_min 0.1, β_max 0.3) or
     "constant" (β 0.1), multiplied by ``beta_scale`` (``Schedule.scaled``);
@@ -92,11 +102,14 @@ class BridgeConfig:
     grid: str = "quadratic"
     noise_level: float = 0.05
     condition_on_y: bool = False
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "hidden", "nfe", "time_dim"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must lie in [0, 1); got {self.ema_decay}")
         if self.depth < 0 or not self.lr > 0 or not self.beta_scale > 0 or self.noise_level < 0:
             raise ValueError(f"need depth >= 0, lr > 0, beta_scale > 0, noise_level >= 0; got depth={self.depth}, "
                              f"lr={self.lr}, beta_scale={self.beta_scale}, noise_level={self.noise_level}")
@@ -124,71 +137,84 @@ class FittedBridge:
     seconds: float
 
 
-def _batches(endpoints: Endpoints) -> Callable[[int, torch.Generator], Batch]:
-    if callable(endpoints):
-        return endpoints
-    x0, x1 = endpoints
+def resampled(data: torch.Tensor, *, at_least: int = 4096) -> TensorDataset:
+    """``data`` ``(n, ...)`` repeated to at least ``at_least`` rows: a set of a few points still fills
+    every batch, and shuffled epochs over the copies draw the rows about as with replacement."""
+    return TensorDataset(data.repeat(-(-at_least // data.shape[0]), *([1] * (data.dim() - 1))))
+
+
+def pair_indices(n: int, *, at_least: int = 4096) -> TensorDataset:
+    """Row indices ``0 … n−1`` for a pool pair function, :func:`resampled`."""
+    return resampled(torch.arange(n), at_least=at_least)
+
+
+def fixed_pairs(x0: torch.Tensor, x1: torch.Tensor) -> tuple[Dataset, PairFn]:
+    """``(dataset, pair_fn)`` for :func:`fit_bridge` from a fixed pair set ``x0``, ``x1`` ``(P, D)`` (no hashing)."""
     if x0.dim() != 2 or x0.shape != x1.shape:
         raise ValueError(f"x0 and x1 must be (P, D) pair sets of one shape; got {tuple(x0.shape)} and "
                          f"{tuple(x1.shape)}")
-
-    def draw(batch: int, generator: torch.Generator):
-        idx = torch.randint(x0.shape[0], (batch,), generator=generator)
-        return x0[idx], x1[idx], None
-
-    return draw
+    return pair_indices(x0.shape[0]), pool_pair_fn(x0.float(), x1.float(), Origin())
 
 
-def fit_bridge(endpoints: Endpoints, dim: int, config: BridgeConfig = BridgeConfig(), *, ot_ode: bool = False,
-               cond_dim: int = 0, seed: int = 0,
-               progress: Callable[[int, float], None] | None = None) -> FittedBridge:
-    """Train a bridge between clean ``x0`` and degraded ``x1`` endpoints of dimension ``dim`` (P-I2SB Alg. 1).
+def fit_bridge(dataset: Dataset | torch.Tensor, pair_fn: PairFn, dim: int, config: BridgeConfig = BridgeConfig(), *,
+               ot_ode: bool = False, cond_dim: int = 0, seed: int = 0) -> FittedBridge:
+    """Train a 2D bridge with ``train.training_loop`` (P-I2SB Alg. 1): the MLP, Adam, cosine decay, EMA.
 
-    ``endpoints``: a fixed pair set ``(x0, x1)``, both ``(P, dim)``, sampled with
-    replacement; or ``draw(batch, generator) -> (x0, x1, cond)`` that makes
-    fresh (already hashed) pairs each step, ``cond`` ``(batch, cond_dim)`` or
-    None when ``cond_dim = 0``. ``ot_ode``: train on ``X_t = μ_t`` (no noise).
-    ``seed`` fixes the initialisation and every draw. ``progress(step, loss)``
-    is called after each step. Float32 on the CPU, one thread.
+    ``dataset``/``pair_fn``: what the loop draws from, ``pair_fn(batch, generator) ->
+    (x0, x1, cond)`` with endpoints ``(B, dim)`` and ``cond`` ``(B, cond_dim)`` or None
+    (see ``pipeline.degrade_pair_fn`` / ``pool_pair_fn``, or :func:`fixed_pairs`).
+    ``ot_ode``: train on ``X_t = μ_t`` (no noise). ``seed`` fixes the initialisation
+    and every draw. Float32 on the CPU, one thread.
     """
-    draw = _batches(endpoints)
     schedule = config.make_schedule()
-    with torch.random.fork_rng(devices=[]), single_thread():
-        torch.manual_seed(seed)
-        net = MLP2D(dim, hidden=config.hidden, depth=config.depth, time_dim=config.time_dim, cond_dim=cond_dim)
-        model = parameterize(config.parameterization, net, schedule)
-        opt = torch.optim.Adam(model.parameters(), lr=config.lr, foreach=True)
-        lr_at = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.steps, eta_min=config.lr / 10)
-        gen = torch.Generator().manual_seed(seed)
-        losses = torch.empty(config.steps)
+    with single_thread():
+        net = seeded(lambda: MLP2D(dim, hidden=config.hidden, depth=config.depth, time_dim=config.time_dim,
+                                   cond_dim=cond_dim), seed)
         start = time.perf_counter()
-        for step in range(config.steps):
-            x0, x1, cond = draw(config.batch_size, gen)
-            if x0.shape != (config.batch_size, dim) or x1.shape != x0.shape:
-                raise ValueError(f"endpoints must give x0 and x1 of shape ({config.batch_size}, {dim}); got "
-                                 f"{tuple(x0.shape)} and {tuple(x1.shape)}")
-            cond = None if cond is None else cond.float()
-            loss = bridge_loss(model, x0.float(), x1.float(), schedule, cond=cond, ot_ode=ot_ode, generator=gen)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            lr_at.step()
-            losses[step] = loss.detach()
-            if progress is not None:
-                progress(step, losses[step].item())
-        model.eval()
-    return FittedBridge(model, schedule, ot_ode, config, losses, time.perf_counter() - start)
+        result = training_loop(
+            model=parameterize(config.parameterization, net, schedule), schedule=schedule, dataset=dataset,
+            pair_fn=pair_fn, ot_ode=ot_ode, total_steps=config.steps, batch_size=config.batch_size, lr=config.lr,
+            lr_decay="cosine", lr_final=0.1, ema_decay=config.ema_decay, seed=seed, device="cpu",
+            log_every=config.steps, progress=False)
+    return FittedBridge(result.ema.eval(), schedule, ot_ode, config, torch.tensor(result.losses),
+                        time.perf_counter() - start)
 
 
 def sample_bridge(fitted: FittedBridge, starts: torch.Tensor, *, cond: torch.Tensor | None = None,
                   ot_ode: bool | None = None, seed: int = 0, trajectory_stride: int = 0) -> SampleResult:
-    """Run I2SB Alg. 2 from ``starts`` ``(N, dim)`` at ``t = 1``; ``ot_ode`` defaults to how it was trained."""
+    """Run the sampler (I2SB Alg. 2) from ``starts`` ``(N, dim)`` at ``t = 1``; ``ot_ode`` defaults to how it
+    was trained. (No hashing: for the whole restore pipeline see ``pipeline.restore``.)"""
     ot_ode = fitted.ot_ode if ot_ode is None else ot_ode
     cond = None if cond is None else cond.float()
     with single_thread():
         return sample(fitted.model, starts.float(), fitted.schedule, nfe=fitted.config.nfe, grid=fitted.config.grid,
                       ot_ode=ot_ode, cond=cond, generator=torch.Generator().manual_seed(seed),
                       trajectory_stride=trajectory_stride)
+
+
+def learned_map(pairs: PairSet, strategy: PseudoHash, direction: str, *, config: BridgeConfig | None = None,
+                seed: int = 0) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Train an MLP bridge on the hashed pairs and return its deterministic OT-ODE sampler as a map.
+
+    Pairs are drawn from the set and hashed afresh at every step (P-I2SB Alg. 1
+    line 4), trained and sampled with the OT-ODE (I2SB Prop. 3.4). ``direction``:
+    "forward" (``x̂ ↦ ŷ``, the roles swapped, so the schedule must be symmetric) or
+    "restore" (``ŷ ↦ x̂``, the sampler of Alg. 2). The result takes and returns
+    float64 like the pair sets of ``counterexample.py``.
+    """
+    if direction not in ("forward", "restore"):
+        raise ValueError(f"direction must be one of ['forward', 'restore']; got {direction!r}")
+    config = config or BridgeConfig(steps=400, batch_size=64, lr=3e-3)
+    check_symmetric(config.make_schedule())
+    hashed = pool_pair_fn(pairs.x.float(), pairs.y.float(), strategy)
+
+    def pair_fn(rows: torch.Tensor, generator: torch.Generator):
+        x_hat, y_hat, _ = hashed(rows, generator)
+        return (y_hat, x_hat, None) if direction == "forward" else (x_hat, y_hat, None)
+
+    fitted = fit_bridge(pair_indices(len(pairs)), pair_fn, strategy.channels(pairs.x.shape[1]),
+                        config, ot_ode=True, seed=seed)
+    return lambda starts: sample_bridge(fitted, starts).x0.to(starts.dtype)
 
 
 # --- the blind 2D problem -------------------------------------------------------------
@@ -283,28 +309,25 @@ class Restoration2D:
 
 
 def train_and_restore(problem: Blind2DProblem, strategy: str, *, ot_ode: bool = False, seed: int = 0,
-                      config: BridgeConfig = BridgeConfig(), trajectory_stride: int = 0,
-                      progress: Callable[[int, float], None] | None = None) -> Restoration2D:
+                      config: BridgeConfig = BridgeConfig(), trajectory_stride: int = 0) -> Restoration2D:
     """Train the ``strategy`` bridge on the blind problem and restore its test set (P-I2SB Alg. 1 and 2).
 
     Training draws clean points from ``problem.train_x`` and degrades them afresh
-    each step, from a generator that depends on ``seed`` only, so every strategy
-    of one seed sees the same pairs; ``ot_ode`` applies to training and sampling.
+    each step (``pipeline.degrade_pair_fn``), from the step's generator, which
+    depends on ``seed`` and the step only, so every strategy of one seed sees the
+    same pairs; ``ot_ode`` applies to training and sampling.
     """
     hashing = make_strategy(strategy, problem, config)
-    data_gen = torch.Generator().manual_seed(10_000 + seed)
-    hash_gen = torch.Generator().manual_seed(20_000 + seed)
+    conditioning = Conditioning(lq=config.condition_on_y)
 
-    def draw(batch: int, generator: torch.Generator):
-        x = problem.train_x[torch.randint(problem.train_x.shape[0], (batch,), generator=data_gen)]
-        y = problem.degradation(x, generator=data_gen).y
-        x_hat, y_hat = hashing.encode(x, y, generator=hash_gen)
-        return x_hat, y_hat, (y if config.condition_on_y else None)
+    def degrade_fn(x: torch.Tensor, generator: torch.Generator):
+        return x, problem.degradation(x, generator=generator).y, None
 
-    fitted = fit_bridge(draw, hashing.channels(2), config, ot_ode=ot_ode, cond_dim=2 * config.condition_on_y,
-                        seed=seed, progress=progress)
-    sampled = sample_bridge(fitted, hashing.endpoint(problem.test_y),
-                            cond=problem.test_y if config.condition_on_y else None, seed=seed,
-                            trajectory_stride=trajectory_stride)
-    restored = hashing.decode(sampled.x0, problem.test_y)
-    return Restoration2D(hashing.name, ot_ode, seed, restored, evaluate(restored, problem, seed=seed), fitted, sampled)
+    data = resampled(problem.train_x, at_least=max(4096, 2 * config.batch_size))
+    fitted = fit_bridge(data, degrade_pair_fn(degrade_fn, hashing, conditioning), hashing.channels(2),
+                        config, ot_ode=ot_ode, cond_dim=2 * config.condition_on_y, seed=seed)
+    with single_thread():
+        out = restore(fitted.model, problem.test_y.float(), fitted.schedule, hashing, nfe=config.nfe,
+                      grid=config.grid, ot_ode=ot_ode, conditioning=conditioning, seed=seed,
+                      trajectory_stride=trajectory_stride)
+    return Restoration2D(hashing.name, ot_ode, seed, out.x, evaluate(out.x, problem, seed=seed), fitted, out.sampled)

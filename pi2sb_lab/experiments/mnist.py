@@ -22,11 +22,12 @@ Training (P-I2SB Alg. 1, through ``train.training_loop``): a pool of degraded
 pairs is drawn once per seed (``partners`` degradations of every training
 digit, shared by all variants so they see the same pairs); each step's
 ``pair_fn`` hashes a batch of them and builds the condition from the *true*
-degradation vector. Restoration (Alg. 2, :func:`restore`): ``y`` → hashing
-endpoint ``ŷ`` → ``sampler.sample`` → ``x̂`` → ``decode`` → ``x``, with the
-``da`` condition now *estimated* from ``y`` by the degradation estimator.
+degradation vector (``pipeline.pool_pair_fn``). Restoration (Alg. 2,
+``mnist_eval.restore_variant`` → ``pipeline.restore``): ``y`` → hashing endpoint ``ŷ``
+→ ``sampler.sample`` → ``x̂`` → ``decode`` → ``x``, with the ``da`` condition
+now *estimated* from ``y`` by the degradation estimator.
 
-Evaluation (:func:`evaluate_restored`) on a fixed set of held-out digits whose
+Evaluation (``mnist_eval.evaluate_restored``) on a fixed set of held-out digits whose
 degradations are drawn from a fixed seed (:data:`TEST_DEGRADATION_SEED`), the
 same for every variant and every seed: label accuracy of a digit classifier
 (§4.3's measure), PSNR, SSIM, and the Fréchet distance on our digit-classifier
@@ -37,42 +38,41 @@ elements. For an ε-network ``ε_θ = (X_n − pred_x0)/σ_{t_n}``, so this is
 ``RMS(X̂0 − pred_x0)/σ_{t_n}``. For Noise-I2SB ``X̂0 = x + λε`` holds one draw of
 the hash noise, which the network can only read off ``X_n`` itself; for Cat the
 RMS runs over both channels, the second being the copy of ``y``.
+
+(Longer than ~350 lines by its variant table and docstring.) Restoring and
+measuring one variant is ``mnist_eval.py``; the ablation over
+variants × seeds (parallel worker processes, records) ``mnist_ablation.py``; its
+tables and figures ``mnist_report.py``.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
-import multiprocessing
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 from torch.utils.data import TensorDataset
-from tqdm.auto import tqdm
 
-from .checkpoint import load_checkpoint, save_checkpoint
-from .conditioning import Conditioning, DegradationEstimator, EstimatorError, estimator_error, \
-    train_degradation_estimator
-from .data.mnist import load_mnist
-from .degrade import degrade
-from .denoise import ImageDenoiser, train_denoiser
-from .hashing import PseudoHash, get_strategy
-from .metrics import DigitClassifier, classifier_accuracy, classifier_frechet_distance, psnr, ssim, \
-    train_digit_classifier
-from .nets.unet import CONFIGS, UNet
-from .parameterization import EpsParam, Parameterization
-from .sampler import SampleResult, sample
-from .schedule import GRIDS, SymmetricSchedule
-from .train import training_loop
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..conditioning import Conditioning
+from ..data.mnist import load_mnist
+from ..degrade import degrade
+from ..hashing import PseudoHash, get_strategy
+from ..nets import seeded
+from ..nets.denoiser import ImageDenoiser, train_denoiser
+from ..nets.estimator import DegradationEstimator, EstimatorError, estimator_error, train_degradation_estimator
+from ..nets.unet import CONFIGS, UNet
+from ..parameterization import EpsParam, Parameterization
+from ..pipeline import pool_pair_fn
+from ..schedule import GRIDS, SymmetricSchedule
+from ..train import training_loop
 
 __all__ = [
     "Variant", "VARIANTS", "TABLE3", "FIG3B", "check_variants", "MNISTConfig", "TEST_DEGRADATION_SEED",
     "CLASSIFIER_SEED", "TestSet", "make_test_set", "PairPool", "make_pair_pool", "SeedComponents", "prepare_seed",
-    "make_strategy", "make_network", "make_pair_fn", "TrainedVariant", "train_variant", "Restoration", "restore",
-    "METRICS", "ImageMetrics", "evaluate_restored", "VariantRecord", "SeedRecord", "Ablation", "train_and_evaluate",
-    "run_ablation",
+    "make_strategy", "make_network", "make_pair_fn", "TrainedVariant", "train_variant",
 ]
 
 TEST_DEGRADATION_SEED = 2025  # the held-out degradations: one fixed draw for every variant and every seed
@@ -299,26 +299,17 @@ def make_strategy(variant: Variant, config: MNISTConfig, denoiser: ImageDenoiser
 def make_network(variant: Variant, config: MNISTConfig, *, seed: int = 0) -> UNet:
     """The variant's U-Net (``config.net``), with the channels its hashing and conditions need; seeded init."""
     channels = make_strategy(variant, config).channels(1)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return UNet.from_config(config.net, in_channels=channels, out_channels=channels,
-                                **variant.conditioning.unet_kwargs(1))
+    return seeded(lambda: UNet.from_config(config.net, in_channels=channels, out_channels=channels,
+                                           **variant.conditioning.unet_kwargs(1)), seed)
 
 
 def make_pair_fn(variant: Variant, strategy: PseudoHash, pool: PairPool) -> Callable:
     """``pair_fn(rows, generator) -> (x̂, ŷ, cond)`` for ``training_loop``: the dataset yields pool row indices.
 
-    Hashes the pairs (P-I2SB Alg. 1 line 4; Noise draws its ε from ``generator``) and
-    builds the condition from the *true* degradation vectors.
+    ``pipeline.pool_pair_fn``: hashes the pairs (P-I2SB Alg. 1 line 4; Noise draws its ε
+    from ``generator``) and builds the condition from the *true* degradation vectors.
     """
-
-    def pair_fn(rows: torch.Tensor, generator: torch.Generator):
-        rows = rows.to(pool.x.device)
-        x, y = pool.x[rows], pool.y[rows]
-        x_hat, y_hat = strategy.encode(x, y, generator=generator)
-        return x_hat, y_hat, variant.conditioning.build(y, pool.params[rows])
-
-    return pair_fn
+    return pool_pair_fn(pool.x, pool.y, strategy, variant.conditioning, pool.params)
 
 
 # Settings that change only how a trained bridge is evaluated, not the training run stored with it.
@@ -371,243 +362,3 @@ def train_variant(variant: Variant, components: SeedComponents, config: MNISTCon
     )
     return TrainedVariant(variant, result.ema.eval(), strategy, schedule, list(result.losses),
                           time.perf_counter() - start)
-
-
-@dataclasses.dataclass(frozen=True)
-class Restoration:
-    """What :func:`restore` returns.
-
-    ``x``: restored digits ``(N, 1, H, W)``, clamped to [-1, 1]; ``x_hat``: the sampled
-    hashed endpoints ``(N, c, H, W)``; ``step_error``: ``(nfe,)`` P-I2SB Fig. 6's mean
-    RMS prediction error at each step, from ``t = 1`` down (None without ``x_hat_true``);
-    ``times``: ``(nfe,)`` the step times; ``sampled``: the sampler's result for the
-    first chunk (its trajectory when ``trajectory_stride`` > 0).
-    """
-
-    x: torch.Tensor
-    x_hat: torch.Tensor
-    step_error: torch.Tensor | None
-    times: torch.Tensor
-    sampled: SampleResult
-
-
-@torch.no_grad()
-def restore(trained: TrainedVariant, y: torch.Tensor, degradation: torch.Tensor | None = None, *, nfe: int,
-            grid: str = "quadratic", seed: int = 0, x_hat_true: torch.Tensor | None = None,
-            trajectory_stride: int = 0, chunk: int = 256) -> Restoration:
-    """Restore degraded digits ``y`` (P-I2SB Alg. 2): ``ŷ = endpoint(y)`` → ``sample`` → ``decode(x̂, y)``.
-
-    ``degradation``: ``(N, 9)`` vectors for the ``da`` condition (the estimator's at
-    test time). ``x_hat_true``: the true hashed clean endpoints ``(N, c, H, W)``; when
-    given, the per-step error of Fig. 6 is recorded. Sampling noise comes from
-    ``seed``; the work runs in chunks of ``chunk`` digits on the model's device.
-    """
-    param, strategy = trained.model, trained.strategy
-    device = next(param.parameters()).device
-    gen = torch.Generator(device=device).manual_seed(seed)
-    xs, x_hats, err_sums, first, times = [], [], None, None, []
-    for start in range(0, y.shape[0], chunk):
-        y_c = y[start:start + chunk].to(device)
-        d_c = None if degradation is None else degradation[start:start + chunk].to(device)
-        target = None if x_hat_true is None else x_hat_true[start:start + chunk].to(device)
-        errors, times = [], []
-
-        def callback(*, t, x_t, pred_x0):
-            times.append(float(t))
-            if target is not None:
-                # ε_θ − (X_n − X̂0)/σ = (X̂0 − pred_x0)/σ for an ε-network (pred_x0 = X_n − σ ε_θ).
-                rms = (target - pred_x0).float().flatten(1).square().mean(dim=1).sqrt()
-                errors.append(rms.sum().double().cpu() / trained.schedule.sigma(float(t)).item())
-
-        result = sample(param, strategy.endpoint(y_c), trained.schedule, nfe=nfe, grid=grid,
-                        cond=trained.variant.conditioning.build(y_c, d_c), generator=gen, callback=callback,
-                        trajectory_stride=trajectory_stride if start == 0 else 0)
-        first = result if start == 0 else first
-        x_hats.append(result.x0.cpu())
-        xs.append(strategy.decode(result.x0, y_c).clamp(-1, 1).cpu())
-        if errors:
-            err_sums = torch.stack(errors) if err_sums is None else err_sums + torch.stack(errors)
-    step_error = None if err_sums is None else err_sums / y.shape[0]
-    return Restoration(torch.cat(xs), torch.cat(x_hats), step_error, torch.tensor(times, dtype=torch.float64), first)
-
-
-# --------------------------------------------------------------------------- metrics
-
-
-@dataclasses.dataclass(frozen=True)
-class ImageMetrics:
-    """Label ``accuracy`` of the digit classifier, mean ``psnr`` (dB) and ``ssim`` against the clean digits, and
-    ``fd``: the Fréchet distance on our digit-classifier features between the restored and the clean set."""
-
-    accuracy: float
-    psnr: float
-    ssim: float
-    fd: float
-
-    def as_dict(self) -> dict[str, float]:
-        return dataclasses.asdict(self)
-
-
-METRICS = ("accuracy", "psnr", "ssim", "fd")
-
-
-def evaluate_restored(restored: torch.Tensor, test: TestSet, classifier: DigitClassifier) -> ImageMetrics:
-    """Metrics of ``restored`` ``(N, 1, H, W)`` against ``test`` (``test.y`` itself gives the degraded-input row)."""
-    if restored.shape != test.x.shape:
-        raise ValueError(f"restored must be shaped like the test digits {tuple(test.x.shape)}; "
-                         f"got {tuple(restored.shape)}")
-    restored, clean = restored.float().cpu(), test.x.float()
-    return ImageMetrics(
-        accuracy=classifier_accuracy(classifier, restored, test.labels),
-        psnr=float(psnr(restored, clean).clamp(max=100).mean()),
-        ssim=float(ssim(restored, clean).mean()),
-        fd=classifier_frechet_distance(classifier, restored, clean),
-    )
-
-
-# --------------------------------------------------------------------------- the ablation
-
-
-@dataclasses.dataclass(frozen=True)
-class VariantRecord:
-    """One variant on one seed: ``metrics`` (test-time ``da`` from the estimator), ``metrics_true_da`` (the
-    true vectors, for ``da`` variants), Fig. 6's ``step_error``, training ``losses``, ``samples`` (the first
-    restored digits, for the figure), wall ``train_seconds`` and ``eval_seconds``."""
-
-    variant: str
-    seed: int
-    metrics: ImageMetrics
-    metrics_true_da: ImageMetrics | None
-    step_error: torch.Tensor
-    times: torch.Tensor
-    losses: list[float]
-    samples: torch.Tensor
-    train_seconds: float
-    eval_seconds: float
-
-
-@dataclasses.dataclass(frozen=True)
-class SeedRecord:
-    """One seed's shared parts: the estimator's test error and the time to prepare them."""
-
-    seed: int
-    estimator_error: EstimatorError
-    seconds: float
-
-
-@dataclasses.dataclass(frozen=True)
-class Ablation:
-    """Everything :func:`run_ablation` measured. ``degraded``: the degraded-input row (the same test
-    degradations for every seed); ``classifier_accuracy``: on the clean test digits."""
-
-    config: MNISTConfig
-    variants: list[str]
-    seeds: list[int]
-    records: list[VariantRecord]
-    seed_records: list[SeedRecord]
-    degraded: ImageMetrics
-    classifier_accuracy: float
-    test: TestSet
-    device: str
-    seconds: float
-
-    def record(self, variant: str, seed: int) -> VariantRecord:
-        for r in self.records:
-            if r.variant == variant and r.seed == seed:
-                return r
-        raise KeyError(f"no record for variant {variant!r}, seed {seed}")
-
-
-def train_and_evaluate(name: str, seed: int, config: MNISTConfig, parts: SeedComponents, test: TestSet,
-                       classifier: DigitClassifier, *, device: str | torch.device = "cpu",
-                       run_dir: str | Path | None = None, progress: bool = True, n_samples: int = 8,
-                       threads: int | None = None) -> VariantRecord:
-    """One cell of the ablation: :func:`train_variant`, then :func:`restore` on ``test`` with the estimated
-    ``da`` vectors (and, for ``da`` variants, once more with the true ones), :func:`evaluate_restored`.
-    ``threads``: set torch's CPU thread count first (worker processes run with one)."""
-    if threads is not None:
-        torch.set_num_threads(threads)
-    variant = VARIANTS[name]
-    trained = train_variant(variant, parts, config, seed=seed, device=device, progress=progress, run_dir=run_dir)
-    start = time.perf_counter()
-    x_hat_true = trained.strategy.encode(test.x, test.y, generator=torch.Generator().manual_seed(seed)).x_hat
-    kw = dict(nfe=config.nfe, grid=config.grid, seed=seed)
-    out = restore(trained, test.y, parts.estimated, x_hat_true=x_hat_true, **kw)
-    true_da = None
-    if variant.da:
-        true_da = evaluate_restored(restore(trained, test.y, test.params, **kw).x, test, classifier)
-    return VariantRecord(name, seed, evaluate_restored(out.x, test, classifier), true_da, out.step_error, out.times,
-                         trained.losses, out.x[:n_samples], trained.seconds, time.perf_counter() - start)
-
-
-def run_ablation(config: MNISTConfig = MNISTConfig(), *, seeds: Sequence[int] = (0,),
-                 variants: Sequence[str] = tuple(VARIANTS), device: str | torch.device = "cpu",
-                 run_dir: str | Path | None = None, workers: int = 1, progress: bool = True,
-                 on_record: Callable[[VariantRecord], None] | None = None, n_samples: int = 8) -> Ablation:
-    """Train and evaluate every variant for every seed; the one entry point of ``toy/mnist.py`` and notebook 05.
-
-    Per seed: one pair pool, estimator and denoiser shared by the variants
-    (:func:`prepare_seed`); per variant: :func:`train_and_evaluate`. ``run_dir``:
-    checkpoints per seed and variant (a rerun into the same folder resumes or reloads
-    them). ``workers > 1`` (CPU only) runs the cells in that many spawned processes of
-    one thread each: on 2 idle cores two such processes did twice the steps of one,
-    while one process with 2 threads did 1.35×. ``on_record`` is called with each
-    finished cell, in order. Everything is checked before anything is trained.
-    """
-    variants = check_variants(variants)
-    seeds = list(dict.fromkeys(seeds))
-    if not seeds or any(type(s) is not int or s < 0 for s in seeds):
-        raise ValueError(f"seeds must be a non-empty list of ints >= 0; got {seeds}")
-    if type(workers) is not int or workers < 1:
-        raise ValueError(f"workers must be an int >= 1; got {workers!r}")
-    device = torch.device(device)
-    workers = 1 if device.type != "cpu" else min(workers, len(seeds) * len(variants))
-    run_dir = None if run_dir is None else Path(run_dir)
-    start = time.perf_counter()
-    test = make_test_set(config.eval_size)
-    train = load_mnist("train")
-    classifier = train_digit_classifier(train.images, train.labels, epochs=config.classifier_epochs,
-                                        seed=CLASSIFIER_SEED, device=device, progress=progress)
-    full_test = load_mnist("test")
-    clean_accuracy = classifier_accuracy(classifier, full_test.images, full_test.labels)
-    degraded = evaluate_restored(test.y, test, classifier)
-
-    def cells():
-        """(seed, variant, keyword arguments of train_and_evaluate), preparing each seed's parts on the way."""
-        for seed in seeds:
-            seed_dir = None if run_dir is None else run_dir / f"seed{seed}"
-            parts = prepare_seed(config, seed, test, device=device, progress=progress,
-                                 cache=None if seed_dir is None else seed_dir / "components.pt")
-            seed_records.append(SeedRecord(seed, parts.estimator_error, parts.seconds))
-            for name in variants:
-                yield seed, name, dict(name=name, seed=seed, config=config, parts=parts, test=test,
-                                       classifier=classifier, device=device, n_samples=n_samples,
-                                       run_dir=None if seed_dir is None else seed_dir / name)
-
-    records, seed_records = [], []
-
-    def finish(record: VariantRecord) -> None:
-        records.append(record)
-        if on_record is not None:
-            on_record(record)
-
-    if workers == 1:
-        for seed, name, kwargs in cells():
-            if progress:
-                tqdm.write(f"seed {seed} · {VARIANTS[name].label}: {config.steps} training steps")
-            finish(train_and_evaluate(**kwargs, progress=progress))
-    else:
-        # spawn, not fork: a forked child inherits torch's thread pool in an undefined state.
-        context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-            futures = [pool.submit(train_and_evaluate, **kwargs, progress=False, threads=1)
-                       for _, _, kwargs in cells()]
-            with tqdm(total=len(futures), desc=f"variants ({workers} processes)", unit="variant",
-                      disable=not progress) as bar:
-                for future in futures:
-                    record = future.result()
-                    bar.set_postfix_str(f"{record.variant} seed {record.seed}: acc {record.metrics.accuracy:.3f}")
-                    bar.update()
-                    finish(record)
-    return Ablation(config, variants, seeds, records, seed_records, degraded, clean_accuracy,
-                    test, str(device), time.perf_counter() - start)
