@@ -190,10 +190,12 @@ def test_notebook_in_jupyterlab(nb_path, lab, page):
 
     # 1. double-click in the file browser opens a notebook, not the text editor
     page.locator(".jp-DirListing-item", has_text=nb_path.name).first.dblclick()
-    page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell", timeout=60_000)
+    page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell, .jp-FileEditor:not(.lm-mod-hidden)",
+                           timeout=60_000)
     tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current")
     assert nb_path.name in tab.inner_text()
-    assert page.locator(".jp-FileEditor:not(.lm-mod-hidden)").count() == 0, "opened as Python text"
+    assert page.locator(".jp-FileEditor:not(.lm-mod-hidden)").count() == 0, \
+        f"{stem}: double-click opened Python text, not a notebook (default viewer for .py)"
     wait_kernel_idle(lab, nb_path.name)
     page.screenshot(path=shot("1-opened"))
 
