@@ -54,14 +54,15 @@ notebook: $(STAMP)  ## run one notebook headless with papermill: make notebook N
 	@echo "executed notebook: build/notebooks/$(basename $(notdir $(NB))).out.ipynb"
 
 # Course labs (notebooks/labs/, nbgrader): student versions and autograding are build outputs in build/labs/.
+COURSE ?= build/labs
 labs: $(STAMP)  ## build the student versions of the course labs with nbgrader → build/labs/release/
-	$(PY) -m pi2sb_lab.labs.course build
+	$(PY) -m pi2sb_lab.labs.course build --course "$(COURSE)"
 
 LAB        ?=
 SUBMISSION ?=
 STUDENT    ?= student
 grade: $(STAMP)  ## autograde a lab: make grade LAB=lab1 SUBMISSION=path/to/lab1.ipynb [STUDENT=id]; points per cell
-	$(PY) -m pi2sb_lab.labs.course grade "$(LAB)" "$(SUBMISSION)" --student "$(STUDENT)"
+	$(PY) -m pi2sb_lab.labs.course grade "$(LAB)" "$(SUBMISSION)" --student "$(STUDENT)" --course "$(COURSE)"
 
 clean:  ## remove caches and build outputs (keeps .venv and runs/)
 	rm -rf .pytest_cache build *.egg-info

@@ -75,7 +75,7 @@ def _read_notebook(path: Path):
 
     nb = nbformat.read(path, as_version=4) if path.suffix == ".ipynb" else jupytext.read(path)
     nb.metadata.setdefault("kernelspec", dict(KERNELSPEC))
-    nb.metadata.get("jupytext", {}).pop("notebook_metadata_filter", None)
+    nb.metadata.pop("jupytext", None)  # a plain .ipynb for the students: jupytext must not pair it with a .py
     return nb
 
 
@@ -199,8 +199,10 @@ def grade(lab: str, submission: Path, *, student: str = "student", source_dir: P
         cells = []
         for name in order:
             g = grades[name]
-            if g.cell_type == "markdown" or g.needs_manual_grade:
+            if g.needs_manual_grade:
                 cells.append(CellGrade(name, None, g.max_score, "written answer: graded by hand"))
+            elif g.cell_type == "markdown":  # nbgrader scores an untouched answer cell 0 by itself
+                cells.append(CellGrade(name, float(g.score), g.max_score, "no answer written"))
             else:
                 message = _error_message(by_id[name])
                 cells.append(CellGrade(name, float(g.score), g.max_score, message or "passed"))
