@@ -47,3 +47,21 @@ def test_make_notebook_runs_papermill_with_parameters(tmp_path):
     injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
     assert injected and "NFE = 12" in "".join(injected[0]["source"])
     assert (out / "dirac_pair_bridge.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "notebooks").rglob("*.py")), ids=lambda p: p.stem)
+def test_saving_a_notebook_writes_back_the_same_bytes(path):
+    """What JupyterLab's jupytext contents manager writes on save (the browser test checks it for real)."""
+    import jupytext
+    from jupytext.config import load_jupytext_config
+
+    text = path.read_text()
+    config = load_jupytext_config(str(path))
+    assert config is not None and "-kernelspec" in config.notebook_metadata_filter, \
+        f"{path} is not under notebooks/jupytext.toml's settings"
+    nb = jupytext.read(path)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (anything)", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python", "version": "3.x"}  # what a running kernel adds
+    saved = jupytext.writes(nb, fmt="py:percent", config=config)
+    assert saved == text, f"{path.name}: a save would rewrite the file:\n" + "".join(
+        __import__("difflib").unified_diff(text.splitlines(True), saved.splitlines(True), "tracked", "saved"))
