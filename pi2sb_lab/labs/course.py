@@ -59,6 +59,11 @@ def _api(course: Path):
     bindir = str(Path(sys.executable).parent)
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    # the same settings for nbgrader's own tools (formgrader, `nbgrader export`) run from the course folder
+    (course / "nbgrader_config.py").write_text(
+        "# written by pi2sb_lab.labs.course; nbgrader's own commands read it when run from this folder\n"
+        f"c = get_config()\nc.CourseDirectory.root = {str(course)!r}\nc.CourseDirectory.course_id = {COURSE_ID!r}\n"
+        f"c.Execute.timeout = {CELL_TIMEOUT_S}\n")
     config = Config()
     config.CourseDirectory.root = str(course)
     config.CourseDirectory.course_id = COURSE_ID
