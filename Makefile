@@ -45,13 +45,10 @@ browser-test: $(STAMP)  ## the notebooks in JupyterLab in headless Chromium (apt
 
 NB ?= notebooks/01_dirac_pair_bridge.py
 P  ?=
+# The parameters are checked against the notebook's parameters cell before a kernel starts
+# (papermill alone runs a misspelt -p with the defaults); the executed copy goes to build/notebooks/.
 notebook: $(STAMP)  ## run one notebook headless with papermill: make notebook NB=notebooks/01_….py P="-p NFE 50"
-	@mkdir -p build/notebooks
-	# --set-kernel -: the headers name no kernel (notebooks/jupytext.toml); take this Python's
-	$(VENV)/bin/jupytext --quiet --set-kernel - --to ipynb -o build/notebooks/$(basename $(notdir $(NB))).ipynb $(NB)
-	$(VENV)/bin/papermill --cwd $(dir $(NB)) -p INTERACTIVE False $(P) \
-		build/notebooks/$(basename $(notdir $(NB))).ipynb build/notebooks/$(basename $(notdir $(NB))).out.ipynb
-	@echo "executed notebook: build/notebooks/$(basename $(notdir $(NB))).out.ipynb"
+	$(PY) -m pi2sb_lab.notebook $(NB) $(P)
 
 # Course labs (notebooks/labs/, nbgrader): student versions and autograding are build outputs in build/labs/.
 COURSE ?= build/labs

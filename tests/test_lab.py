@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import subprocess
 import urllib.request
 
 import pytest
@@ -35,8 +36,6 @@ def test_make_lab_serves_notebook_01_and_opens_py_as_notebook(tmp_path):
 @needs_make
 def test_make_notebook_runs_papermill_with_parameters(tmp_path):
     """The README's papermill command: `make notebook NB=... P="-p NAME VALUE"`."""
-    import subprocess
-
     out = tmp_path / "nb01"
     proc = subprocess.run(make_command("notebook", "NB=notebooks/01_dirac_pair_bridge.py",
                                        f"P=-p NFE 12 -p N_PATHS 500 -p OUTPUT_DIR {out}"),
@@ -47,6 +46,17 @@ def test_make_notebook_runs_papermill_with_parameters(tmp_path):
     injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
     assert injected and "NFE = 12" in "".join(injected[0]["source"])
     assert (out / "dirac_pair_bridge.png").stat().st_size > 10_000
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_notebook_stops_at_a_misspelt_parameter():
+    """The README's promise: a bad parameter stops the run at once, naming it (papermill alone would run
+    the defaults). Exit 2 from the argparse-style checker, before any kernel starts."""
+    proc = subprocess.run(make_command("notebook", "NB=notebooks/01_dirac_pair_bridge.py", "P=-p NFEE 5"),
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0, proc.stdout[-2000:]
+    assert "unknown parameter NFEE (did you mean NFE?)" in proc.stderr, proc.stderr[-2000:]
+    assert "Error 2" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "notebooks").rglob("*.py")), ids=lambda p: p.stem)
