@@ -2,13 +2,10 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version,-kernelspec
 #     text_representation:
 #       extension: .py
 #       format_name: percent
-#   kernelspec:
-#     display_name: Python 3
-#     language: python
-#     name: python3
 # ---
 
 # %% [markdown]
@@ -157,15 +154,17 @@ assert torch.allclose(res.x0, X0.expand_as(res.x0)), "the last step must land on
 if INTERACTIVE:
     import ipywidgets as widgets
 
+    from pi2sb_lab.viz import int_slider, log_slider
+
     def _show(beta_min, beta_max, nfe, grid, ot_ode):
         fig, _, _ = bridge_figure(beta_min, beta_max, nfe, grid, ot_ode, n_paths=1000)
         plt.show()
 
     widgets.interact(
         _show,
-        beta_min=widgets.FloatLogSlider(value=BETA_MIN, base=10, min=-3, max=1, step=0.1, description="β_min"),
-        beta_max=widgets.FloatLogSlider(value=BETA_MAX, base=10, min=-3, max=1, step=0.1, description="β_max"),
-        nfe=widgets.IntSlider(value=min(NFE, 100), min=1, max=200, description="NFE"),
+        beta_min=log_slider(BETA_MIN, 1e-3, 10, description="β_min"),
+        beta_max=log_slider(BETA_MAX, 1e-3, 10, description="β_max"),
+        nfe=int_slider(NFE, 1, 200, description="NFE"),
         grid=widgets.Dropdown(options=list(GRIDS), value=GRID, description="grid"),
         ot_ode=widgets.Checkbox(value=OT_ODE, description="OT-ODE"),
     )

@@ -2,13 +2,10 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version,-kernelspec
 #     text_representation:
 #       extension: .py
 #       format_name: percent
-#   kernelspec:
-#     display_name: Python 3
-#     language: python
-#     name: python3
 # ---
 
 # %% [markdown]
@@ -255,9 +252,11 @@ for name in ("cat", "res"):
 if INTERACTIVE:
     import ipywidgets as widgets
 
-    def _show(partners, gap, log10_beta_scale, level):
+    from pi2sb_lab.viz import int_slider, linear_slider, log_slider
+
+    def _show(partners, gap, beta_scale, level):
         p = make_pairs(partners, gap)
-        flows = forward_flows(p, beta_scale=10 ** log10_beta_scale, level=level)
+        flows = forward_flows(p, beta_scale=beta_scale, level=level)
         flow_figure(flows, p)
         plt.show()
         t = forced_table(p, level)
@@ -265,8 +264,8 @@ if INTERACTIVE:
 
     widgets.interact(
         _show,
-        partners=widgets.IntSlider(value=PARTNERS, min=2, max=8, description="M"),
-        gap=widgets.FloatSlider(value=GAP, min=0.2, max=4.0, step=0.1, description="gap"),
-        log10_beta_scale=widgets.FloatSlider(value=-3, min=-5, max=1, step=0.5, description="log₁₀ c"),
-        level=widgets.FloatLogSlider(value=NOISE_LEVEL, base=10, min=-3, max=0, description="λ"),
+        partners=int_slider(PARTNERS, 2, 8, description="M"),
+        gap=linear_slider(GAP, 0.2, 4.0, step=0.1, description="gap"),
+        beta_scale=log_slider(BETA_SCALE, 1e-5, 10, step=0.5, description="β scale c"),
+        level=log_slider(NOISE_LEVEL, 1e-3, 1, description="λ"),
     )

@@ -2,13 +2,10 @@
 # jupyter:
 #   jupytext:
 #     formats: py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version,-kernelspec
 #     text_representation:
 #       extension: .py
 #       format_name: percent
-#   kernelspec:
-#     display_name: Python 3
-#     language: python
-#     name: python3
 # ---
 
 # %% [markdown]
@@ -307,6 +304,8 @@ if min(len(tv.losses) for tv in trained.values()) >= 300:
 if INTERACTIVE:
     import ipywidgets as widgets
 
+    from pi2sb_lab.viz import int_slider, linear_slider
+
     def _show(digit, strength):
         x, y, _ = degraded_batch([digit], strength)
         trajectory_figure(trajectories(x, y), x, y, title=f"digit {digit}, strength {strength}", view="state")
@@ -314,6 +313,6 @@ if INTERACTIVE:
 
     widgets.interact(
         _show,
-        digit=widgets.IntSlider(value=DIGIT, min=0, max=999, description="digit"),
-        strength=widgets.FloatSlider(value=STRENGTH, min=0.0, max=1.0, step=0.05, description="strength"),
+        digit=int_slider(DIGIT, 0, 999, description="digit"),
+        strength=linear_slider(STRENGTH, 0.0, 1.0, step=0.05, description="strength"),
     )

@@ -170,6 +170,7 @@ def execute_notebook(notebook: str | Path, output: str | Path, parameters: dict[
         source = Path(tmp) / f"{notebook.stem}.ipynb"
         jupytext.write(jupytext.read(notebook), source)
         papermill_kwargs.setdefault("kernel_name", "python3")
+        papermill_kwargs.setdefault("language", "python")  # the headers name no kernel (notebooks/jupytext.toml)
         papermill.execute_notebook(str(source), str(output), parameters=parameters,
                                    cwd=str(cwd if cwd is not None else notebook.parent), **papermill_kwargs)
     return output
