@@ -1,7 +1,9 @@
 """Low-level image operations behind :mod:`pi2sb_lab.degrade` (private; import from there).
 
 Everything takes and returns float tensors in [-1, 1], NCHW, and runs on the
-tensor's own device, except the JPEG codec, which is libjpeg on the CPU.
+tensor's own device, except the JPEG codec (libjpeg on the CPU, nvjpeg on CUDA).
+(Slightly longer than ~350 lines: blur, resampling, colour, both JPEG codecs and
+the free-form masks are the one toolbox eq. 19 and I2SB's operators share.)
 """
 
 from __future__ import annotations
