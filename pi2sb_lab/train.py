@@ -493,3 +493,16 @@ def training_loop(
             bar.close()
     return TrainResult(model=model, ema=ema.ema_model, losses=losses, steps=step, samples_seen=samples_seen,
                        run_dir=run_dir)
+
+
+def fit_supervised(model: nn.Module, n: int, pair_fn: PairFn, loss_fn: Callable[..., torch.Tensor], *, steps: int,
+                   batch_size: int, lr: float, seed: int, device: str | torch.device, name: str,
+                   progress: bool = True) -> nn.Module:
+    """A small supervised fit through :func:`training_loop` (the auxiliary networks: digit classifier,
+    degradation estimator, Noise's denoiser): shuffled batches of row indices ``0 … n−1``,
+    ``pair_fn(rows, generator)`` → ``loss_fn(model, *pair)``, Adam, no EMA. Returns ``model`` in eval mode."""
+    result = training_loop(model=model, dataset=TensorDataset(torch.arange(n)), pair_fn=pair_fn,
+                           objective=SupervisedObjective(loss_fn, name), total_steps=steps, batch_size=batch_size,
+                           lr=lr, ema_decay=0.0, seed=seed, device=str(device), log_every=10**9,
+                           progress=name if progress else False)
+    return result.model.eval()
