@@ -4,10 +4,10 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test lab demo bench notebook clean
+.PHONY: help venv test lab demo bench notebook browser-test labs grade clean
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,19 +31,35 @@ test: $(STAMP)  ## run the whole test suite (unit, theory, notebooks, nbval)
 	$(PY) -m pytest
 
 LAB_ARGS ?=
+LAB_ROOT ?= .
 # containers often run as root, which Jupyter refuses without --allow-root
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+# jupyter/lab/settings/overrides.json: double-clicking a .py opens it as a notebook (jupytext);
+# notebooks/jupytext.toml: saving writes back the same header (git status stays clean).
 lab: $(STAMP)  ## JupyterLab; the notebooks/*.py files open as notebooks (jupytext)
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. $(ROOT_FLAG) $(LAB_ARGS)
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=$(LAB_ROOT) --LabApp.app_settings_dir=$(CURDIR)/jupyter/lab/settings \
+		$(ROOT_FLAG) $(LAB_ARGS)
+
+browser-test: $(STAMP)  ## the notebooks in JupyterLab in headless Chromium (apt install chromium); screenshots in build/browser/
+	PI2SB_BROWSER=1 $(PY) -m pytest -q -p no:cacheprovider tests/test_browser.py
 
 NB ?= notebooks/01_dirac_pair_bridge.py
 P  ?=
+# The parameters are checked against the notebook's parameters cell before a kernel starts
+# (papermill alone runs a misspelt -p with the defaults); the executed copy goes to build/notebooks/.
 notebook: $(STAMP)  ## run one notebook headless with papermill: make notebook NB=notebooks/01_….py P="-p NFE 50"
-	@mkdir -p build/notebooks
-	$(VENV)/bin/jupytext --quiet --to ipynb -o build/notebooks/$(basename $(notdir $(NB))).ipynb $(NB)
-	$(VENV)/bin/papermill --cwd $(dir $(NB)) -p INTERACTIVE False $(P) \
-		build/notebooks/$(basename $(notdir $(NB))).ipynb build/notebooks/$(basename $(notdir $(NB))).out.ipynb
-	@echo "executed notebook: build/notebooks/$(basename $(notdir $(NB))).out.ipynb"
+	$(PY) -m pi2sb_lab.notebook $(NB) $(P)
+
+# Course labs (notebooks/labs/, nbgrader): student versions and autograding are build outputs in build/labs/.
+COURSE ?= build/labs
+labs: $(STAMP)  ## build the student versions of the course labs with nbgrader → build/labs/release/
+	$(PY) -m pi2sb_lab.labs.course build --course "$(COURSE)"
+
+LAB        ?=
+SUBMISSION ?=
+STUDENT    ?= student
+grade: $(STAMP)  ## autograde a lab: make grade LAB=lab1 SUBMISSION=path/to/lab1.ipynb [STUDENT=id]; points per cell
+	$(PY) -m pi2sb_lab.labs.course grade "$(LAB)" "$(SUBMISSION)" --student "$(STUDENT)" --course "$(COURSE)"
 
 clean:  ## remove caches and build outputs (keeps .venv and runs/)
 	rm -rf .pytest_cache build *.egg-info

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import torch
 
+from pi2sb_lab.cli import int_at_least
 from pi2sb_lab.degrade import PRESETS, degrade
 
 
@@ -89,16 +90,23 @@ def best_rates(runs: dict, n_images: int, repeats: int, sync=lambda: None) -> di
     return {name: n_images / seconds for name, seconds in best.items()}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=64, help="images per timed pass (default 64)")
-    parser.add_argument("--batch-size", type=int, default=16, help="batch size for pi2sb_lab.degrade (default 16)")
-    parser.add_argument("--size", type=int, default=512, help="image side in pixels (default 512)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed passes per pipeline, alternating; the best counts (default 3)")
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="bench/degrade.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int_at_least(1), default=64, help="images per timed pass (default 64)")
+    parser.add_argument("--batch-size", type=int_at_least(1), default=16,
+                        help="batch size for pi2sb_lab.degrade (default 16)")
+    # the synthetic photos are built from a 32×32-pixel colour field: smaller sides have none
+    parser.add_argument("--size", type=int_at_least(32, high=4096, what=" (pixels)"), default=512,
+                        help="image side in pixels, 32 to 4096 (default 512)")
+    parser.add_argument("--repeats", type=int_at_least(1), default=3,
+                        help="timed passes per pipeline, alternating; the best counts (default 3)")
+    parser.add_argument("--gpu-images", type=int_at_least(1), default=512,
+                        help="images per timed GPU pass (default 512)")
+    parser.add_argument("--gpu-batch-size", type=int_at_least(1), default=64, help="batch size on the GPU (default 64)")
     parser.add_argument("--quick", action="store_true", help="tiny run: 4 images, batch 2, one pass")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.quick:
-        args.images, args.batch_size, args.repeats = 4, 2, 1
+        args.images, args.batch_size, args.repeats, args.gpu_images, args.gpu_batch_size = 4, 2, 1, 8, 4
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
@@ -129,11 +137,18 @@ def main() -> None:
     print(f"  OpenCV / GFPGAN-style  : {rate_cv:8.2f} images/s")
     print(f"  ratio ours / OpenCV    : {rate_ours / rate_cv:8.2f}")
     if torch.cuda.is_available():
-        ours("cuda")  # warm-up
-        rate_gpu = best_rates({"gpu": lambda: ours("cuda")}, args.images, args.repeats, torch.cuda.synchronize)["gpu"]
-        print(f"  pi2sb_lab.degrade (GPU, {torch.cuda.get_device_name()}): {rate_gpu:8.2f} images/s "
-              f"(JPEG codec on the CPU)")
-
+        name = torch.cuda.get_device_name()
+        x_gpu = photo_like(args.gpu_images, args.size, seed=1).cuda()
+        for codec, label in (("auto", "JPEG by nvjpeg on the GPU, batched"), ("cpu", "JPEG by libjpeg on the CPU")):
+            def gpu(codec=codec) -> None:
+                g = torch.Generator(device="cuda").manual_seed(0)
+                for b in x_gpu.split(args.gpu_batch_size):
+                    degrade(b, cfg, generator=g, jpeg_codec=codec)
+            gpu()  # warm-up: kernels, FFT plans, codec handles
+            rate = best_rates({"gpu": gpu}, args.gpu_images, args.repeats, torch.cuda.synchronize)["gpu"]
+            print(f"  pi2sb_lab.degrade (GPU, {name}, batch {args.gpu_batch_size}, {label}): {rate:8.2f} images/s")
+    else:
+        print("  GPU: none here (the GPU path was not measured)")
 
 if __name__ == "__main__":
     main()

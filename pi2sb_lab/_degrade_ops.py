@@ -1,7 +1,9 @@
 """Low-level image operations behind :mod:`pi2sb_lab.degrade` (private; import from there).
 
 Everything takes and returns float tensors in [-1, 1], NCHW, and runs on the
-tensor's own device, except the JPEG codec, which is libjpeg on the CPU.
+tensor's own device, except the JPEG codec (libjpeg on the CPU, nvjpeg on CUDA).
+(Slightly longer than ~350 lines: blur, resampling, colour, both JPEG codecs and
+the free-form masks are the one toolbox eq. 19 and I2SB's operators share.)
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ def check_image(x: torch.Tensor, name: str = "x") -> None:
         raise ValueError(f"{name} must be 4-D (B, C, H, W); got shape {tuple(x.shape)}")
     if x.shape[1] not in (1, 3):
         raise ValueError(f"{name} must have 1 or 3 channels (dim 1); got {x.shape[1]} in shape {tuple(x.shape)}")
+    if x.shape[2] < 1 or x.shape[3] < 1:
+        raise ValueError(f"{name} must have height and width >= 1; got shape {tuple(x.shape)}")
     if x.numel():
         lo, hi = x.min().item(), x.max().item()
         if not (lo >= -1 - RANGE_TOLERANCE and hi <= 1 + RANGE_TOLERANCE):  # also catches NaN
@@ -239,6 +243,57 @@ def jpeg_roundtrip(x: torch.Tensor, quality: int | Sequence[int] | torch.Tensor)
         for b in range(B):
             out[b] = decode_jpeg(encode_jpeg(images[b], quality=int(q[b])))
     return from_uint8(out.to(x.device), x.dtype)
+
+
+def jpeg_roundtrip_many(images: Sequence[torch.Tensor], qualities: Sequence[int], *,
+                        codec: str = "auto") -> list[torch.Tensor]:
+    """JPEG round trip of several ``(1, C, h, w)`` images of different sizes, each at its own quality.
+
+    ``codec``: "cpu" — libjpeg per image (:func:`jpeg_roundtrip`); "cuda" — torchvision's
+    nvjpeg codec on the GPU, batched: one encode call per distinct quality and one
+    decode call for all (3-channel CUDA images only; others take the CPU path); "auto" —
+    "cuda" for CUDA tensors, falling back to the CPU for good (with one warning) if this
+    torchvision build cannot run it. nvjpeg is a different JPEG implementation from
+    libjpeg: the same quality gives slightly different pixels.
+    """
+    if codec not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"codec must be 'auto', 'cpu' or 'cuda'; got {codec!r}")
+    on_gpu = [k for k, im in enumerate(images) if im.is_cuda and im.shape[1] == 3]
+    if codec == "cpu" or not on_gpu or (codec == "auto" and not _CUDA_JPEG["ok"]):
+        return [jpeg_roundtrip(im, q) for im, q in zip(images, qualities)]
+    out = list(images)
+    try:
+        out_gpu = _jpeg_cuda([images[k] for k in on_gpu], [int(qualities[k]) for k in on_gpu])
+    except (RuntimeError, TypeError, NotImplementedError) as err:
+        if codec == "cuda":
+            raise
+        _CUDA_JPEG["ok"] = False
+        warnings.warn(f"torchvision's CUDA JPEG codec failed ({type(err).__name__}: {str(err)[:200]}); "
+                      "JPEG runs on the CPU from now on", RuntimeWarning, stacklevel=2)
+        return [jpeg_roundtrip(im, q) for im, q in zip(images, qualities)]
+    for k, im in zip(on_gpu, out_gpu):
+        out[k] = im
+    for k in set(range(len(images))) - set(on_gpu):
+        out[k] = jpeg_roundtrip(images[k], int(qualities[k]))
+    return out
+
+
+_CUDA_JPEG = {"ok": True}
+
+
+def _jpeg_cuda(images: list[torch.Tensor], qualities: list[int]) -> list[torch.Tensor]:
+    from torchvision.io import decode_jpeg, encode_jpeg
+
+    encoded: list = [None] * len(images)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*image decoding and encoding.*", category=DeprecationWarning)
+        for q in sorted(set(qualities)):  # encode_jpeg takes one quality per call
+            idx = [k for k, v in enumerate(qualities) if v == q]
+            data = encode_jpeg([to_uint8(images[k])[0] for k in idx], quality=q)
+            for k, d in zip(idx, data):
+                encoded[k] = d.cpu()  # decode_jpeg reads the bytes from host memory
+        decoded = decode_jpeg(encoded, device=images[0].device)
+    return [from_uint8(d[None], im.dtype) for d, im in zip(decoded, images)]
 
 
 # --------------------------------------------------------------------------- masks

@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 import torch
 
+from ._checks import check_float_tensor, check_generator
 from .schedule import Schedule, Time, as_time
 
 
@@ -46,6 +47,9 @@ def _expand(coef: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     coef = coef.to(device=like.device, dtype=like.dtype)
     if coef.ndim == 0:
         return coef
+    if like.ndim == 0:
+        raise ValueError(f"t has shape {tuple(coef.shape)} but the data is 0-d (one number, no batch axis): "
+                         "give a scalar t, or data of shape (batch, ...)")
     if coef.ndim != 1 or coef.shape[0] != like.shape[0]:
         raise ValueError(
             f"t must be a scalar or have shape (batch,) = ({like.shape[0]},); got shape {tuple(coef.shape)}"
@@ -54,6 +58,8 @@ def _expand(coef: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 def _check_pair(a: torch.Tensor, b: torch.Tensor, names: tuple[str, str]) -> None:
+    check_float_tensor(names[0], a)
+    check_float_tensor(names[1], b)
     if a.shape != b.shape:
         raise ValueError(f"{names[0]} and {names[1]} must have the same shape; got {tuple(a.shape)} and {tuple(b.shape)}")
 
@@ -88,7 +94,20 @@ def sample_xt(
 ) -> torch.Tensor:
     """Draw X_t ~ q(X_t | X0, X1) (I2SB Alg. 1 line 4); with ``ot_ode`` return the mean μ_t (Prop. 3.4)."""
     _check_pair(x0, x1, ("x0", "x1"))
-    return _sample_xt(schedule, x0, x1, as_time(t), ot_ode=ot_ode, generator=generator)
+    check_generator("generator", generator)
+    t = as_time(t)
+    _check_time_shape(t, x0, "t")
+    return _sample_xt(schedule, x0, x1, t, ot_ode=ot_ode, generator=generator)
+
+
+def _check_time_shape(t: torch.Tensor, like: torch.Tensor, name: str) -> None:
+    """``t`` is a scalar or one time per sample, ``(B,)`` for data ``(B, ...)`` (what :func:`_expand` needs)."""
+    if t.ndim == 0:
+        return
+    batch = like.shape[0] if like.ndim else None
+    if t.ndim != 1 or batch is None or t.shape[0] != batch:
+        want = f"(batch,) = ({batch},)" if batch is not None else "() (the data is 0-d, with no batch axis)"
+        raise ValueError(f"{name} must be a scalar or have shape {want}; got shape {tuple(t.shape)}")
 
 
 def _sample_xt(schedule: Schedule, x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor, *, ot_ode: bool,
@@ -104,6 +123,7 @@ def eps_target(schedule: Schedule, x_t: torch.Tensor, x0: torch.Tensor, t: Time)
     """The regression target (X_t − X0)/σ_t of the ε-network (I2SB eq. 12). Needs t > 0."""
     _check_pair(x_t, x0, ("x_t", "x0"))
     t = as_time(t)
+    _check_time_shape(t, x_t, "t")
     if (t <= 0).any():
         raise ValueError("t must be > 0 for eps_target: σ_0 = 0 (the target is undefined at the clean end)")
     return _eps_target(schedule, x_t, x0, t)
@@ -122,6 +142,8 @@ def step_posterior(schedule: Schedule, x0: torch.Tensor, x_t: torch.Tensor, t: T
     """
     _check_pair(x0, x_t, ("x0", "x_t"))
     t, s = as_time(t, name="t"), as_time(s, name="s")
+    _check_time_shape(t, x0, "t")
+    _check_time_shape(s, x0, "s")
     if (s >= t).any():
         raise ValueError("step_posterior needs s < t (the sampler walks from t = 1 towards t = 0)")
     return _step_posterior(schedule, x0, x_t, t, s)
@@ -144,6 +166,7 @@ def ot_velocity(schedule: Schedule, x_t: torch.Tensor, x0: torch.Tensor, t: Time
     """
     _check_pair(x_t, x0, ("x_t", "x0"))
     t = as_time(t)
+    _check_time_shape(t, x_t, "t")
     if (t <= 0).any():
         raise ValueError("t must be > 0 for ot_velocity: β/σ² is singular at the clean end")
     return _expand(schedule._beta(t) / schedule._sigma2(t), x_t) * (x_t - x0)

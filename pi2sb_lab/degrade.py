@@ -29,6 +29,7 @@ from typing import Callable, Iterator
 
 import torch
 
+from ._checks import check_generator, check_int, check_real
 from ._degrade_ops import (
     blur_resize_isotropic,
     check_image,
@@ -36,6 +37,7 @@ from ._degrade_ops import (
     filter2d_per_sample,
     gaussian_kernels,
     jpeg_roundtrip,
+    jpeg_roundtrip_many,
     quantize_8bit_,
     resize_bilinear,
     to_gray,
@@ -48,6 +50,13 @@ __all__ = [
 ]
 
 # --------------------------------------------------------------------------- configs
+
+
+# Limits that keep every intermediate of eq. 19 a sane size (checked by DegradationConfig).
+MIN_SCALE = 0.25         # r < 1 enlarges: at most 4× per side before the noise and the codec
+MAX_SCALE = 64.0         # r = 64 already leaves 8×8 pixels of a 512² face
+MAX_SIGMA = 100.0        # pixels; Table 4 goes to 10
+MAX_KERNEL_SIZE = 255    # Table 4 uses 41
 
 
 @dataclass(frozen=True)
@@ -65,26 +74,25 @@ class DegradationConfig:
     gray_clean: bool = False  # also gray x when y is grayed (GFPGAN's `gt_gray`; off = learn to colorize)
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.kernel_size, int) and self.kernel_size >= 1 and self.kernel_size % 2 == 1):
-            raise ValueError(f"kernel_size must be a positive odd integer; got {self.kernel_size!r}")
-        bounds = {"sigma_range": (0.0, math.inf, False), "scale_range": (0.0, math.inf, False),
-                  "noise_range": (0.0, math.inf, True), "jpeg_range": (1, 100, True)}
-        for name, (low, high, closed) in bounds.items():
+        if not (isinstance(self.kernel_size, int) and not isinstance(self.kernel_size, bool)
+                and 1 <= self.kernel_size <= MAX_KERNEL_SIZE and self.kernel_size % 2 == 1):
+            raise ValueError(f"kernel_size must be an odd integer in [1, {MAX_KERNEL_SIZE}]; got {self.kernel_size!r}")
+        # (low, high, low_open): every range finite. r < 1 enlarges the image before the noise and
+        # the codec, so r ≥ MIN_SCALE bounds that intermediate at (1/MIN_SCALE)² = 16× the input's
+        # pixels (Table 4 goes down to 0.8; r = 0.01 at 512² would be a 51,200² image).
+        bounds = {"sigma_range": (0.0, MAX_SIGMA, True), "scale_range": (MIN_SCALE, MAX_SCALE, False),
+                  "noise_range": (0.0, 255.0, False), "jpeg_range": (1, 100, False)}
+        for name, (low, high, low_open) in bounds.items():
             pair = getattr(self, name)
             if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
                 raise ValueError(f"{name} must be a (lo, hi) pair; got {pair!r}")
-            lo, hi = pair
-            if name == "jpeg_range" and not (float(lo).is_integer() and float(hi).is_integer()):
+            lo, hi = (check_real(f"{name}[{i}]", v, low=low, high=high, low_open=low_open) for i, v in enumerate(pair))
+            if name == "jpeg_range" and not (lo.is_integer() and hi.is_integer()):
                 raise ValueError(f"jpeg_range must hold integer qualities in [1, 100]; got {pair!r}")
             if lo > hi:
                 raise ValueError(f"{name} must be (lo, hi) with lo <= hi; got lo={lo} > hi={hi}")
-            if not ((lo >= low if closed else lo > low) and hi <= high):
-                side = "[" if closed else "("
-                raise ValueError(f"{name} must lie in {side}{low}, {high}]; got ({lo}, {hi})")
         for name in ("aniso_prob", "gray_prob", "flip_prob"):
-            p = getattr(self, name)
-            if not 0.0 <= p <= 1.0:
-                raise ValueError(f"{name} must be a probability in [0, 1]; got {p}")
+            check_real(f"{name} (a probability)", getattr(self, name), low=0.0, high=1.0)
 
 
 PRESETS: dict[str, DegradationConfig] = {
@@ -107,7 +115,7 @@ PRESETS: dict[str, DegradationConfig] = {
 
 def get_preset(name: str) -> DegradationConfig:
     """The named :class:`DegradationConfig`; ``ValueError`` listing the valid names otherwise."""
-    if name not in PRESETS:
+    if not isinstance(name, str) or name not in PRESETS:
         raise ValueError(f"unknown degradation preset {name!r}; valid names: {sorted(PRESETS)}")
     return PRESETS[name]
 
@@ -118,6 +126,16 @@ DEGRADATION_PARAM_NAMES: tuple[str, ...] = (
     "aniso", "sigma_major", "sigma_minor", "cos_2theta", "sin_2theta", "scale", "noise", "jpeg_quality", "gray",
 )
 DEGRADATION_PARAM_DIM: int = len(DEGRADATION_PARAM_NAMES)  # P of DegradationParams.as_vector(): (B, P)
+
+
+def _resolve_config(config) -> DegradationConfig:
+    """A preset name or a :class:`DegradationConfig` as the config; anything else is a ``TypeError``."""
+    if isinstance(config, str):
+        return get_preset(config)
+    if not isinstance(config, DegradationConfig):
+        raise TypeError(f"config must be a DegradationConfig or a preset name, one of {sorted(PRESETS)}; "
+                        f"got {config!r}")
+    return config
 
 
 def _unit(v: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
@@ -186,7 +204,9 @@ def sample_params(
     One ``torch.rand((batch, 9))`` call on the generator's device feeds every
     column, so the draw does not depend on which features a config switches off.
     """
-    config = get_preset(config) if isinstance(config, str) else config
+    batch = check_int("batch", batch, low=0, why=" (the number of samples to draw)")
+    config = _resolve_config(config)
+    check_generator("generator", generator)
     gen_device = generator.device if generator is not None else torch.device("cpu")
     u = torch.rand((batch, 9), generator=generator, device=gen_device, dtype=torch.float64)
     s_lo, s_hi = config.sigma_range
@@ -256,6 +276,7 @@ def degrade(
     *,
     generator: torch.Generator | None = None,
     params: DegradationParams | None = None,
+    jpeg_codec: str = "auto",
 ) -> Degraded:
     """P-I2SB eq. 19 on a batch, each sample with its own parameters (Table 4 ranges by default).
 
@@ -265,11 +286,19 @@ def degrade(
     config; ``config`` is then unused). Order as
     GFPGAN: flip → blur → resize by 1/r → noise → clip → JPEG_q → resize back →
     gray → round to 8 bits. Returns :class:`Degraded` ``(x, y, params)``.
+
+    ``jpeg_codec``: "auto" (libjpeg on the CPU for CPU tensors; for CUDA tensors
+    torchvision's nvjpeg, batched on the GPU, falling back to the CPU codec when it is
+    unavailable), "cpu" (libjpeg always: the same pixels on every device, up to float
+    rounding) or "cuda". See :func:`jpeg_roundtrip_many`.
     """
     check_image(x)
+    check_generator("generator", generator)
     B, C, H, W = x.shape
     if params is None:
         params = sample_params(B, config, generator=generator)
+    elif not isinstance(params, DegradationParams):
+        raise TypeError(f"params must be a DegradationParams (from sample_params) or None; got {type(params).__name__}")
     elif len(params) != B:
         raise ValueError(f"params must describe {B} samples (the batch); got {len(params)}")
     config = params.config
@@ -286,18 +315,22 @@ def degrade(
                                    sub.theta[aniso], dtype=work)
         blurred = dict(zip(aniso, filter2d_per_sample(source[aniso], kernels)))
     gen_device = generator.device if generator is not None else x.device
-    out = torch.empty_like(source)
+    scales, sigmas, noises = params.scale.tolist(), params.sigma_major.tolist(), params.noise.tolist()
+    smalls = []
     for b in range(B):  # each sample has its own low-res size, so this part loops
-        r = float(params.scale[b])
+        r = scales[b]
         size = (max(1, int(H // r)), max(1, int(W // r)))  # GFPGAN's int(w // scale)
         if b in blurred:
             small = resize_bilinear(blurred[b][None], size)
         else:
-            small = blur_resize_isotropic(source[b : b + 1], float(params.sigma_major[b]), config.kernel_size, size)
-        std = 2.0 * float(params.noise[b]) / 255.0  # δ/255 of the [0, 1] range is 2δ/255 of [-1, 1]
+            small = blur_resize_isotropic(source[b : b + 1], sigmas[b], config.kernel_size, size)
+        std = 2.0 * noises[b] / 255.0  # δ/255 of the [0, 1] range is 2δ/255 of [-1, 1]
         noise = torch.randn(small.shape, generator=generator, device=gen_device, dtype=work)
-        small = (small + std * noise.to(x.device)).clamp(-1, 1)
-        small = jpeg_roundtrip(small, int(params.jpeg_quality[b]))
+        smalls.append((small + std * noise.to(x.device)).clamp(-1, 1))
+    # JPEG for the whole batch at once: on a GPU one batched nvjpeg call per quality (jpeg_codec="auto").
+    smalls = jpeg_roundtrip_many(smalls, params.jpeg_quality.tolist(), codec=jpeg_codec)
+    out = torch.empty_like(source)
+    for b, small in enumerate(smalls):
         out[b : b + 1] = resize_bilinear(small, (H, W))
     if params.gray.any():
         out = _where_flagged(params.gray, to_gray, out, inplace=True)

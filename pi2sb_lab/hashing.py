@@ -48,6 +48,8 @@ from typing import ClassVar, NamedTuple, Protocol, runtime_checkable
 
 import torch
 
+from ._checks import check_int, check_real
+
 __all__ = [
     "HashedPair",
     "PseudoHash",
@@ -214,8 +216,7 @@ class ConstantLevel:
     value: float = 0.05
 
     def __post_init__(self) -> None:
-        if not self.value >= 0:
-            raise ValueError(f"noise level must be >= 0; got {self.value}")
+        object.__setattr__(self, "value", check_real("noise level", self.value, low=0))
 
     def __call__(self, y: torch.Tensor) -> torch.Tensor:
         return torch.full((y.shape[0],), float(self.value), dtype=y.dtype, device=y.device)
@@ -234,10 +235,11 @@ class LQStdLevel:
     scale: float = 0.1
 
     def __post_init__(self) -> None:
-        if not self.scale >= 0:
-            raise ValueError(f"scale must be >= 0; got {self.scale}")
+        object.__setattr__(self, "scale", check_real("LQStdLevel scale", self.scale, low=0))
 
     def __call__(self, y: torch.Tensor) -> torch.Tensor:
+        if y.shape[0] == 0:  # an empty batch has an empty level, as Origin has empty endpoints
+            return y.new_zeros(0)
         return self.scale * y.reshape(y.shape[0], -1).std(dim=1, correction=0)
 
 
@@ -270,10 +272,15 @@ class EmpiricalPosteriorDenoiser:
     """
 
     def __init__(self, points: torch.Tensor, *, chunk: int = 1024) -> None:
+        if not torch.is_tensor(points) or not points.is_floating_point():
+            raise TypeError(f"points must be a floating-point tensor (K, ...); got "
+                            f"{points.dtype if torch.is_tensor(points) else type(points).__name__}")
         if points.dim() < 2 or points.shape[0] == 0:
             raise ValueError(f"points must be a non-empty batch (K, ...); got shape {tuple(points.shape)}")
+        if not bool(torch.isfinite(points).all()):
+            raise ValueError("points must be finite; they hold NaN or inf")
         self.points = points
-        self.chunk = int(chunk)
+        self.chunk = check_int("chunk", chunk, low=1, why=" (queries per block; memory is chunk·K·D)")
 
     def __call__(self, x_noisy: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         if tuple(x_noisy.shape[1:]) != tuple(self.points.shape[1:]):
@@ -287,8 +294,8 @@ class EmpiricalPosteriorDenoiser:
             sigma = sigma.expand(n)
         if sigma.shape != (n,):
             raise ValueError(f"sigma must have shape ({n},) or be a scalar; got {tuple(sigma.shape)}")
-        if bool((sigma < 0).any()):
-            raise ValueError("sigma must be >= 0")
+        if not bool((torch.isfinite(sigma) & (sigma >= 0)).all()):  # NaN fails both
+            raise ValueError(f"sigma must be finite and >= 0; got {sigma.tolist()[:8]}")
 
         flat_points = self.points.reshape(self.points.shape[0], -1).to(x_noisy)
         flat_query = x_noisy.reshape(n, -1)
@@ -375,6 +382,8 @@ def get_strategy(name: str, **kwargs) -> PseudoHash:
     Case-insensitive; the paper's spellings ``"Cat-I2SB"`` etc. are accepted
     too. ``kwargs`` go to the constructor (only Noise takes any).
     """
+    if not isinstance(name, str):
+        raise TypeError(f"strategy name must be a string, one of {', '.join(STRATEGIES)}; got {name!r}")
     key = name.strip().lower().removesuffix("-i2sb")
     if key not in STRATEGIES:
         raise ValueError(f"unknown pseudo-hashing strategy {name!r}; valid names: {', '.join(STRATEGIES)}")

@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._checks import check_real
+
 __all__ = [
     "LPIPSMetric",
     "MissingWeightsError",
@@ -56,6 +58,8 @@ def _check_pair(x: torch.Tensor, y: torch.Tensor, names: tuple[str, str] = ("x",
             raise ValueError(f"{name} must be a torch.Tensor, got {type(v).__name__}")
         if v.ndim != 4:
             raise ValueError(f"{name} must be a batch of images (B, C, H, W), got shape {tuple(v.shape)}")
+        if not v.is_floating_point():  # uint8 differences wrap around: a silently wrong PSNR
+            raise ValueError(f"{name} must be a float image in [-1, 1]; got {v.dtype} (uint8 x maps to x / 127.5 - 1)")
     if x.shape != y.shape:
         raise ValueError(f"{a} and {b} must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
 
@@ -70,6 +74,7 @@ def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = DATA_RANGE) -> to
     dtype of ``x`` (float64 in, float64 out). Identical images give ``+inf``.
     """
     _check_pair(x, y)
+    data_range = check_real("data_range", data_range, low=0, low_open=True)
     mse = (x - y).pow(2).flatten(1).mean(dim=1)
     return 10.0 * torch.log10(data_range**2 / mse)
 
@@ -138,6 +143,9 @@ def _as_float64_2d(feats: torch.Tensor | np.ndarray, name: str) -> np.ndarray:
         raise ValueError(f"{name} must be (N, D) features, got shape {arr.shape}")
     if arr.shape[0] < 2:
         raise ValueError(f"{name} needs at least 2 samples to fit a covariance, got {arr.shape[0]}")
+    if not np.isfinite(arr).all():  # else numpy's LinAlgError from deep inside the eigendecomposition
+        raise ValueError(f"{name} holds {int((~np.isfinite(arr)).any(axis=1).sum())} of {arr.shape[0]} rows with "
+                         "NaN or inf (were the images NaN: a diverged model?)")
     return arr
 
 

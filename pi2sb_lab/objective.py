@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from .bridge import _sample_xt
+from ._checks import check_float_tensor, check_generator
+from .bridge import _check_time_shape, _sample_xt
 from .parameterization import Model, as_parameterization
 from .schedule import Schedule, TimeGrid, as_time, time_grid
 
@@ -48,13 +49,19 @@ def bridge_loss(
     """
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction must be one of ['mean', 'none']; got {reduction!r}")
+    check_float_tensor("x0", x0)
+    check_float_tensor("x1", x1)
+    check_generator("generator", generator)
     if x0.shape != x1.shape:
         raise ValueError(f"x0 and x1 must have the same shape; got {tuple(x0.shape)} and {tuple(x1.shape)}")
+    if x0.ndim == 0:
+        raise ValueError("x0 and x1 must be batches (B, ...); got 0-d tensors")
     param = as_parameterization(model, schedule)
     if t is None:
         t = sample_t(x0.shape[0], grid=grid, generator=generator)  # in (0, 1] by construction
     else:
         t = as_time(t)  # checked once here; everything below trusts it
+        _check_time_shape(t, x0, "t")
         if bool((t <= 0).any()):
             raise ValueError("t must be > 0 for the bridge loss: σ_0 = 0 at the clean end")
     per_sample = _bridge_loss(param, x0, x1, t.to(x0.device), cond=cond, ot_ode=ot_ode, generator=generator)
@@ -64,7 +71,11 @@ def bridge_loss(
 def _bridge_loss(param, x0, x1, t, *, cond, ot_ode, generator) -> torch.Tensor:
     # Unchecked: t is a (B,) tensor in (0, 1] on x0's device. Per-sample losses (B,).
     x_t = _sample_xt(param.schedule, x0, x1, t, ot_ode=ot_ode, generator=generator)
-    err = (param._forward(x_t, t, cond) - param._target(x_t, x0, t)).float().square()
+    out, target = param._forward(x_t, t, cond), param._target(x_t, x0, t)
+    if out.shape != target.shape:  # broadcasting (B, 1) against (B, D) would train on a wrong loss, silently
+        raise ValueError(f"the model's output has shape {tuple(out.shape)}, but its target (shaped like x_t) "
+                         f"has {tuple(target.shape)}: model(x_t, t, cond) must return a tensor shaped like x_t")
+    err = (out - target).float().square()
     return err.reshape(err.shape[0], -1).mean(dim=1)
 
 

@@ -14,6 +14,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ._checks import check_real
 from .bridge import _eps_target, _expand, _posterior, eps_target
 from .schedule import Schedule, Time, as_time
 
@@ -36,7 +37,13 @@ class Parameterization(nn.Module):
         self.schedule = schedule
 
     def _net(self, x_t: torch.Tensor, t: torch.Tensor, cond=None) -> torch.Tensor:
-        return self.backbone(x_t, _batch_time(t, x_t), cond)
+        out = self.backbone(x_t, _batch_time(t, x_t), cond)
+        if not torch.is_tensor(out) or out.shape != x_t.shape:  # a shape, not a value: no host sync
+            # (B, 1) against (B, D) would broadcast into a wrong loss or sample, silently
+            got = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
+            raise ValueError(f"the network's output has shape {got}, but x_t has {tuple(x_t.shape)}: "
+                             "net(x_t, t, cond) must return a tensor shaped like x_t")
+        return out
 
     def _forward(self, x_t: torch.Tensor, t: torch.Tensor, cond=None) -> torch.Tensor:
         return self._net(x_t, t, cond)
@@ -118,7 +125,11 @@ class KarrasParam(Parameterization):
     def __init__(self, backbone: Model, schedule: Schedule, *, var_x0: float = 0.25, var_x1: float = 0.25,
                  cov_x0x1: float = 0.2, ot_ode: bool = False) -> None:
         super().__init__(backbone, schedule)
-        if var_x0 <= 0 or var_x1 < 0 or cov_x0x1**2 > var_x0 * var_x1 * (1 + 1e-9):
+        # Finite first: NaN statistics fail every comparison below and would pass a `<= 0` test.
+        var_x0 = check_real("var_x0", var_x0, low=0, low_open=True)
+        var_x1 = check_real("var_x1", var_x1, low=0)
+        cov_x0x1 = check_real("cov_x0x1", cov_x0x1)
+        if not cov_x0x1**2 <= var_x0 * var_x1 * (1 + 1e-9):
             raise ValueError(
                 f"need var_x0 > 0, var_x1 >= 0 and cov_x0x1² <= var_x0·var_x1; got {var_x0}, {var_x1}, {cov_x0x1}"
             )
@@ -180,4 +191,6 @@ def as_parameterization(model: Model, schedule: Schedule) -> Parameterization:
         if model.schedule != schedule:
             raise ValueError(f"the model was wrapped for {model.schedule!r} but is used with {schedule!r}")
         return model
+    if not callable(model):
+        raise TypeError(f"model must be a network model(x_t, t, cond) or a Parameterization; got {model!r}")
     return EpsParam(model, schedule)

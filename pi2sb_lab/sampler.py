@@ -7,6 +7,7 @@ from typing import Callable
 
 import torch
 
+from ._checks import check_float_tensor, check_generator, check_int
 from .bridge import _step_posterior, randn_like
 from .parameterization import Model, as_parameterization
 from .schedule import Schedule, TimeGrid, time_grid
@@ -55,6 +56,10 @@ def sample(
     result (0, the default, keeps only the endpoints: at 512² and NFE 1000 keeping every
     state would take gigabytes).
     """
+    check_float_tensor("x1", x1)
+    check_generator("generator", generator)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable as callback(t=, x_t=, pred_x0=) or None; got {callback!r}")
     param = as_parameterization(model, schedule)
     if isinstance(grid, TimeGrid):
         if grid.nfe != nfe:
@@ -62,8 +67,8 @@ def sample(
         steps = grid
     else:
         steps = time_grid(nfe, grid)
-    if trajectory_stride < 0:
-        raise ValueError(f"trajectory_stride must be >= 0 (0 keeps only the endpoints); got {trajectory_stride}")
+    trajectory_stride = check_int("trajectory_stride", trajectory_stride, low=0,
+                                  why=" (0 keeps only the endpoints)")
 
     x = x1
     keep = lambda n: trajectory_stride > 0 and n % trajectory_stride == 0  # noqa: E731

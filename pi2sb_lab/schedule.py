@@ -17,9 +17,14 @@ from typing import Iterator
 
 import torch
 
+from ._checks import check_int, check_real
+
 Time = torch.Tensor | float
 
 GRIDS = ("uniform", "quadratic")
+# A grid of N steps is N network calls when sampled; a million is ~1000× what I2SB uses and
+# still only 8 MB of times, while an unbounded N (a typo, 10**12) would try to allocate terabytes.
+MAX_NFE = 1_000_000
 
 
 def as_time(t: Time, *, name: str = "t") -> torch.Tensor:
@@ -30,14 +35,21 @@ def as_time(t: Time, *, name: str = "t") -> torch.Tensor:
     so a sampler step does not re-validate (a host sync on a GPU) three times over.
     """
     if not torch.is_tensor(t):
-        t = torch.as_tensor(t, dtype=torch.float64)
+        try:
+            t = torch.as_tensor(t, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise TypeError(f"{name} must be a number or a tensor of times in [0, 1]; got {t!r} "
+                            f"({type(t).__name__})") from err
+    elif t.is_complex():
+        raise TypeError(f"{name} must be a real tensor of times in [0, 1]; got {t.dtype}")
     elif not t.is_floating_point():
         t = t.to(torch.float64)
     if t.numel() and not bool(((t >= 0) & (t <= 1)).all()):  # NaN fails both comparisons
         finite = t[torch.isfinite(t)]
-        lo, hi = (finite.min().item(), finite.max().item()) if finite.numel() else (float("nan"),) * 2
-        raise ValueError(f"{name} must lie in [0, 1] (t=0 clean, t=1 degraded); got values in [{lo:g}, {hi:g}]"
-                         + (" and NaN/inf" if finite.numel() < t.numel() else ""))
+        got = f"values in [{finite.min().item():g}, {finite.max().item():g}]" if finite.numel() else ""
+        if finite.numel() < t.numel():
+            got += (" and " if got else "") + "NaN/inf"
+        raise ValueError(f"{name} must lie in [0, 1] (t=0 clean, t=1 degraded); got {got}")
     return t
 
 
@@ -101,8 +113,9 @@ class SymmetricSchedule(Schedule):
     beta_max: float = 0.3
 
     def __post_init__(self) -> None:
-        if not (self.beta_min > 0 and self.beta_max > 0):
-            raise ValueError(f"beta_min and beta_max must be > 0; got {self.beta_min}, {self.beta_max}")
+        # Finite as well as positive: β_max = inf gives σ² = inf and NaN bridge coefficients.
+        object.__setattr__(self, "beta_min", check_real("beta_min", self.beta_min, low=0, low_open=True))
+        object.__setattr__(self, "beta_max", check_real("beta_max", self.beta_max, low=0, low_open=True))
 
     @property
     def peak(self) -> float:
@@ -137,8 +150,7 @@ class SymmetricSchedule(Schedule):
         return self._sigma2(1.0 - t)
 
     def scaled(self, c: float) -> "SymmetricSchedule":
-        if not c > 0:
-            raise ValueError(f"scale c must be > 0; got {c}")
+        c = _check_scale(c, self.beta_min, self.beta_max)
         return replace(self, beta_min=self.beta_min * c, beta_max=self.beta_max * c)
 
 
@@ -152,9 +164,7 @@ class ConstantSchedule(Schedule):
     __slots__ = ("_beta_value",)
 
     def __init__(self, beta: float = 0.1) -> None:
-        if not beta > 0:
-            raise ValueError(f"beta must be > 0; got {beta}")
-        object.__setattr__(self, "_beta_value", float(beta))
+        object.__setattr__(self, "_beta_value", check_real("beta", beta, low=0, low_open=True))
 
     def __setattr__(self, name, value):
         raise AttributeError("ConstantSchedule is immutable")
@@ -182,9 +192,16 @@ class ConstantSchedule(Schedule):
         return self._beta_value * (1.0 - t)
 
     def scaled(self, c: float) -> "ConstantSchedule":
-        if not c > 0:
-            raise ValueError(f"scale c must be > 0; got {c}")
-        return ConstantSchedule(self._beta_value * c)
+        return ConstantSchedule(self._beta_value * _check_scale(c, self._beta_value))
+
+
+def _check_scale(c, *betas: float) -> float:
+    """``c`` of ``scaled(c)``: finite, > 0, and not so large (or small) that cβ leaves the floats."""
+    c = check_real("scale c", c, low=0, low_open=True)
+    if not all(0 < b * c < float("inf") for b in betas):
+        raise ValueError(f"scale c = {c:g} takes β = {betas} to {tuple(b * c for b in betas)}: "
+                         "outside the positive finite floats")
+    return c
 
 
 SCHEDULES = {"symmetric": SymmetricSchedule, "constant": ConstantSchedule}
@@ -192,7 +209,7 @@ SCHEDULES = {"symmetric": SymmetricSchedule, "constant": ConstantSchedule}
 
 def make_schedule(name: str, **kwargs) -> Schedule:
     """Build a schedule by name (``"symmetric"`` or ``"constant"``)."""
-    if name not in SCHEDULES:
+    if not isinstance(name, str) or name not in SCHEDULES:
         raise ValueError(f"schedule must be one of {sorted(SCHEDULES)}; got {name!r}")
     return SCHEDULES[name](**kwargs)
 
@@ -234,9 +251,8 @@ class TimeGrid:
 
 def time_grid(nfe: int, grid: str = "quadratic", *, dtype: torch.dtype = torch.float64) -> TimeGrid:
     """A :class:`TimeGrid` of ``nfe`` steps (``nfe + 1`` points from 0 to 1)."""
-    if not isinstance(nfe, int) or isinstance(nfe, bool) or nfe < 1:
-        raise ValueError(f"nfe must be an integer >= 1; got {nfe!r}")
-    if grid not in GRIDS:
+    nfe = check_int("nfe", nfe, low=1, high=MAX_NFE, why=" (the number of sampler steps)")
+    if not isinstance(grid, str) or grid not in GRIDS:
         raise ValueError(f"grid must be one of {list(GRIDS)}; got {grid!r}")
     u = torch.arange(nfe + 1, dtype=torch.float64) / nfe
     t = u if grid == "uniform" else u * u

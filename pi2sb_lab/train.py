@@ -45,16 +45,18 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from . import dist
-from .checkpoint import check_config, checkpoint_path, latest_checkpoint, load_checkpoint, prune_checkpoints, \
-    save_checkpoint
+from .checkpoint import check_config, check_fingerprint, checkpoint_path, latest_checkpoint, load_checkpoint, \
+    model_fingerprint, prune_checkpoints, save_checkpoint
 from .objective import BridgeObjective
 from .schedule import Schedule
+from .train_checks import LR_DECAYS, NonFiniteLossError  # noqa: F401 (part of train's public names)
+from .train_checks import check_finite_data, check_finite_steps, check_settings, grad_norm
 
 PairFn = Callable[[torch.Tensor, torch.Generator], tuple]
-LR_DECAYS = ("constant", "cosine")
 # Settings that may change when a run is resumed without it being worth a warning.
 _RESUMABLE_CHANGES = {"total_steps", "total_samples", "resume", "progress", "log_every", "checkpoint_every",
-                      "keep_checkpoints", "num_workers", "run_dir", "device", "callback", "callback_every"}
+                      "keep_checkpoints", "num_workers", "run_dir", "device", "callback", "callback_every",
+                      "ignore_fingerprint"}
 
 
 @dataclass(frozen=True)
@@ -90,12 +92,25 @@ class EMA:
         self.decay = float(decay)
         self.num_updates = 0
         self.ema_model = copy.deepcopy(model).eval().requires_grad_(False)
+        self._source, self._pairs = None, None
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        for avg, p in zip(self.ema_model.parameters(), model.parameters(), strict=True):
-            avg.lerp_(p.detach().to(avg.dtype), 1.0 - self.decay)  # avg + (1 − d)(p − avg)
-        for avg_buf, buf in zip(self.ema_model.buffers(), model.buffers(), strict=True):
+        if model is not self._source:
+            # Walking the module tree costs more than the update itself for a small net: list the
+            # tensor pairs once per source model.
+            self._source = model
+            self._pairs = (list(self.ema_model.parameters()), [p.detach() for p in model.parameters()],
+                           list(self.ema_model.buffers()), list(model.buffers()))
+            if len(self._pairs[0]) != len(self._pairs[1]) or len(self._pairs[2]) != len(self._pairs[3]):
+                raise ValueError("EMA.update got a model of another architecture than the averaged one")
+        avg, params, avg_bufs, bufs = self._pairs
+        if all(a.dtype == p.dtype for a, p in zip(avg, params)):
+            torch._foreach_lerp_(avg, params, 1.0 - self.decay)  # avg + (1 − d)(p − avg), one fused call
+        else:
+            for a, p in zip(avg, params):
+                a.lerp_(p.to(a.dtype), 1.0 - self.decay)
+        for avg_buf, buf in zip(avg_bufs, bufs):
             avg_buf.copy_(buf)
         self.num_updates += 1
 
@@ -218,28 +233,6 @@ def _lr_at(step: int, *, lr: float, warmup: int, decay: str, final: float, total
     return lr
 
 
-def _check_settings(*, total_steps, total_samples, batch_size, seed, keep_checkpoints, resume, run_dir, lr_decay,
-                    lr_final, callback, callback_every) -> int:
-    """Check the settings that need no model or data; return the run's length in optimizer steps."""
-    if (total_steps is None) == (total_samples is None):
-        raise ValueError("give exactly one of total_steps and total_samples")
-    if total_steps is None:
-        total_steps = math.ceil(total_samples / batch_size)
-    if type(seed) is not int or seed < 0:
-        raise ValueError(f"seed must be an int >= 0; got {seed!r}")
-    if keep_checkpoints is not None and keep_checkpoints < 1:
-        raise ValueError(f"keep_checkpoints must be None (keep all) or >= 1; got {keep_checkpoints}")
-    if resume and run_dir is None:
-        raise ValueError("resume=True needs a run_dir to resume from")
-    if lr_decay not in LR_DECAYS:
-        raise ValueError(f"lr_decay must be one of {list(LR_DECAYS)}; got {lr_decay!r}")
-    if not 0 <= lr_final <= 1:
-        raise ValueError(f"lr_final must lie in [0, 1] (a fraction of lr); got {lr_final}")
-    if callback is not None and (type(callback_every) is not int or callback_every < 1):
-        raise ValueError(f"callback_every must be an int >= 1 when a callback is given; got {callback_every!r}")
-    return total_steps
-
-
 def _build_objective(objective, schedule, ot_ode, grid, grid_nfe):
     if objective is None:
         if schedule is None:
@@ -252,17 +245,33 @@ def _build_objective(objective, schedule, ot_ode, grid, grid_nfe):
 
 
 def _open_run(run_dir: Path | None, resume: bool, config: dict, device: torch.device, *, model, ema,
-              optimizer) -> tuple[int, int, list[float], float]:
-    """Start fresh or continue from the latest checkpoint in ``run_dir``: (step, samples_seen, losses, elapsed)."""
+              optimizer, ignore_fingerprint: bool) -> tuple[int, int, list[float], float]:
+    """Start fresh or continue from the latest checkpoint in ``run_dir``: (step, samples_seen, losses, elapsed).
+
+    A checkpoint (or, before the first one, a config.json) whose fingerprint differs from this run's is
+    refused with both fingerprints unless ``ignore_fingerprint``: another variant's weights of the same
+    shapes would otherwise load silently.
+    """
     if run_dir is None:
         return 0, 0, [], 0.0
+    if run_dir.exists() and not run_dir.is_dir():
+        raise NotADirectoryError(f"run_dir {run_dir} exists and is not a folder")
     step, samples_seen, losses, elapsed = 0, 0, [], 0.0
     ckpt_file = latest_checkpoint(run_dir)
     if not resume and (ckpt_file is not None or (run_dir / "config.json").exists()):
         raise FileExistsError(f"{run_dir} already holds a run; pass resume=True to continue it, or a new run_dir")
     dist.barrier()  # every rank has looked at run_dir before rank 0 writes to it
+    override = dict(override=ignore_fingerprint, override_name="ignore_fingerprint=True")
+    if ckpt_file is None and (run_dir / "config.json").is_file():
+        try:
+            earlier = json.loads((run_dir / "config.json").read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{run_dir / 'config.json'} is not valid JSON ({err}); move the folder aside") from err
+        if "fingerprint" in earlier:
+            check_fingerprint(earlier["fingerprint"], config["fingerprint"], source=run_dir / "config.json", **override)
     if ckpt_file is not None:
         ckpt = load_checkpoint(ckpt_file, map_location=device)
+        check_fingerprint(ckpt, config["fingerprint"], **override)
         ckpt.restore(model=model, ema=ema, optimizer=optimizer)
         step, samples_seen = ckpt.step, ckpt.samples_seen
         losses, elapsed = ckpt.parts["losses"].tolist(), float(ckpt.parts["elapsed"])
@@ -343,16 +352,29 @@ def training_loop(
     callback: Callable[[TrainState], None] | None = None,  # called on every rank every callback_every steps
     callback_every: int | None = None,  # … and after the last step
     config: dict | None = None,         # extra JSON-like settings of the caller, stored in config.json as "extra"
+    fingerprint: dict | None = None,    # what this run is beyond model and objective (e.g. {"variant": "res"});
+                                        # with theirs, stored in config.json and every checkpoint
+    ignore_fingerprint: bool = False,   # resume from a checkpoint whose fingerprint differs (refused otherwise)
 ) -> TrainResult:
-    """Train ``model`` on pairs from ``dataset`` (I2SB Alg. 1, P-I2SB Alg. 1); see the module docstring."""
+    """Train ``model`` on pairs from ``dataset`` (I2SB Alg. 1, P-I2SB Alg. 1); see the module docstring.
+
+    Raises :class:`NonFiniteLossError` at the first NaN/inf loss or gradient (named with its step and
+    the last finite loss; detected when the step's losses are gathered, at the next log row,
+    checkpoint or callback, so the loop needs no host sync per step, and before anything is written).
+    """
     arguments = dict(locals())  # the whole run as one dict (config.json), as NVlabs/edm does
-    settings = {k: _describe(v) for k, v in arguments.items() if k not in ("config", "objective")}
+    settings = {k: _describe(v) for k, v in arguments.items() if k not in ("config", "objective", "fingerprint")}
+    total_steps = check_settings(total_steps=total_steps, total_samples=total_samples, batch_size=batch_size,
+                                 seed=seed, keep_checkpoints=keep_checkpoints, resume=resume, run_dir=run_dir,
+                                 lr_decay=lr_decay, lr_final=lr_final, callback=callback,
+                                 callback_every=callback_every, grad_accum=grad_accum, lr=lr,
+                                 weight_decay=weight_decay, grad_clip=grad_clip, betas=betas,
+                                 lr_warmup_steps=lr_warmup_steps, log_every=log_every,
+                                 checkpoint_every=checkpoint_every)
     lr, weight_decay, betas = float(lr), float(weight_decay), (float(betas[0]), float(betas[1]))  # not numpy scalars
-    total_steps = _check_settings(total_steps=total_steps, total_samples=total_samples, batch_size=batch_size,
-                                  seed=seed, keep_checkpoints=keep_checkpoints, resume=resume, run_dir=run_dir,
-                                  lr_decay=lr_decay, lr_final=lr_final, callback=callback,
-                                  callback_every=callback_every)
+    fingerprint = check_config(fingerprint, "fingerprint")
     objective = _build_objective(objective, schedule, ot_ode, grid, grid_nfe)
+    check_finite_data(dataset)
 
     # Where this rank runs, and how the global batch splits over ranks and accumulation rounds.
     device = dist.init(device)
@@ -367,6 +389,9 @@ def training_loop(
 
     # The model (a bridge's wrapped as a parameterization), its EMA copy, the optimizer.
     model = objective.prepare(model).to(device).train()
+    # What this run is: resuming from another run's checkpoint is refused (see _open_run).
+    config["fingerprint"] = check_config({"model": model_fingerprint(model), "objective": objective.describe(),
+                                          **fingerprint}, "fingerprint")
     # DDP wraps model + objective, not the model, so the model keeps its own methods and type.
     # Wrapping broadcasts rank 0's weights: the EMA copy is made after it, identical on every rank.
     loss_module = _ObjectiveModule(model, objective)
@@ -374,11 +399,13 @@ def training_loop(
         DistributedDataParallel(loss_module, device_ids=[device.index] if device.type == "cuda" else None)
     forward = loss_module if ddp is None else ddp
     ema = EMA(model, ema_decay)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=betas, weight_decay=weight_decay)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    # foreach: one batched kernel per tensor list instead of a Python loop per parameter (CPU too).
+    optimizer = torch.optim.AdamW(trainable, lr=lr, betas=betas, weight_decay=weight_decay, foreach=True)
 
     run_dir = None if run_dir is None else Path(run_dir)
     step, samples_seen, losses, elapsed_before = _open_run(run_dir, resume, config, device, model=model, ema=ema,
-                                                           optimizer=optimizer)
+                                                           optimizer=optimizer, ignore_fingerprint=ignore_fingerprint)
 
     # Data: this rank's shard, continuing at the micro-batch the checkpoint reached.
     if isinstance(dataset, torch.Tensor):
@@ -391,7 +418,7 @@ def training_loop(
     gen_t = torch.Generator()                  # the objective's training times (drawn on the CPU)
     gen = torch.Generator(device=device)       # pair_fn's degradations and the bridge noise
 
-    pending: list[torch.Tensor] = []           # step losses not yet averaged over ranks
+    pending: list[torch.Tensor] = []           # per step (loss, gradient norm), not yet averaged over ranks
     last_logged, last_saved = step - step % log_every, step  # losses[i] is the loss of step i + 1
     last_called = step
     start_time = time.time()
@@ -399,13 +426,18 @@ def training_loop(
     bar = tqdm(total=total_steps, initial=step, unit="step", desc=desc, disable=not (progress and dist.is_main()))
 
     def flush_losses() -> None:
+        # Called before every log row, checkpoint and callback: a NaN/inf step stops the run here, before
+        # anything is written. Rank-averaged, so every rank sees the same values and stops together.
         if pending:
-            losses.extend(dist.all_reduce_mean(torch.stack(pending)).tolist())
+            values = dist.all_reduce_mean(torch.stack(pending)).tolist()
             pending.clear()
+            check_finite_steps(values, losses, run_dir, lr)
+            losses.extend(v[0] for v in values)
 
     def write_checkpoint() -> None:
         if dist.is_main():
-            save_checkpoint(checkpoint_path(run_dir, step), config=config, step=step, samples_seen=samples_seen,
+            save_checkpoint(checkpoint_path(run_dir, step), config=config, fingerprint=config["fingerprint"],
+                            step=step, samples_seen=samples_seen,
                             model=model, ema=ema, optimizer=optimizer, elapsed=elapsed_before + time.time() - start_time,
                             losses=torch.tensor(losses, dtype=torch.float64))
             prune_checkpoints(run_dir, keep_checkpoints)
@@ -424,15 +456,14 @@ def training_loop(
                 step_loss, micro_samples = _accumulate(forward, ddp, batches, pair_fn, grad_accum, device, use_bf16,
                                                        gen, gen_t)
                 samples_seen += micro_samples * world
-                if grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+                step_grad_norm = grad_norm(trainable, grad_clip)  # before clipping (to grad_clip, when set)
                 lr_now = _lr_at(step, lr=lr, warmup=lr_warmup_steps, decay=lr_decay, final=lr_final, total=total_steps)
                 for group in optimizer.param_groups:
                     group["lr"] = lr_now
                 optimizer.step()
                 ema.update(model)  # on every rank, from the same synchronized weights
                 step += 1
-                pending.append(step_loss)
+                pending.append(torch.stack([step_loss, step_grad_norm.to(step_loss)]))
                 bar.update(1)
 
                 if step % log_every == 0 or step == total_steps:
@@ -462,3 +493,16 @@ def training_loop(
             bar.close()
     return TrainResult(model=model, ema=ema.ema_model, losses=losses, steps=step, samples_seen=samples_seen,
                        run_dir=run_dir)
+
+
+def fit_supervised(model: nn.Module, n: int, pair_fn: PairFn, loss_fn: Callable[..., torch.Tensor], *, steps: int,
+                   batch_size: int, lr: float, seed: int, device: str | torch.device, name: str,
+                   progress: bool = True) -> nn.Module:
+    """A small supervised fit through :func:`training_loop` (the auxiliary networks: digit classifier,
+    degradation estimator, Noise's denoiser): shuffled batches of row indices ``0 … n−1``,
+    ``pair_fn(rows, generator)`` → ``loss_fn(model, *pair)``, Adam, no EMA. Returns ``model`` in eval mode."""
+    result = training_loop(model=model, dataset=TensorDataset(torch.arange(n)), pair_fn=pair_fn,
+                           objective=SupervisedObjective(loss_fn, name), total_steps=steps, batch_size=batch_size,
+                           lr=lr, ema_decay=0.0, seed=seed, device=str(device), log_every=10**9,
+                           progress=name if progress else False)
+    return result.model.eval()

@@ -80,3 +80,53 @@ def plot_restored_2d(ax: plt.Axes, clean: torch.Tensor, restored: torch.Tensor, 
     ax.set_aspect("equal")
     if title:
         ax.set_title(title, fontsize=9)
+
+
+# ----------------------------------------------------------------------------- widget helpers
+# A slider only takes the values low + k·step: the browser snaps anything else to the nearest one
+# (a log slider over 10^-3 … 10^1 in steps of 0.1 shows β_max = 0.3 as 10^-0.5 = 0.316). The
+# helpers below shift the grid so that it passes through the parameter's own value and widen the
+# range so that it contains it: a notebook's sliders start exactly at its parameters.
+
+def grid_range(value: float, low: float, high: float, step: float) -> tuple[float, float]:
+    """The widest ``[lo, hi]`` inside ``[low, high]`` whose grid ``lo + k·step`` holds ``value``.
+
+    A ``value`` outside ``[low, high]`` becomes that end of the range, so the slider can always show it.
+    """
+    for name, v in (("value", value), ("low", low), ("high", high), ("step", step)):
+        if not np.isfinite(v):
+            raise ValueError(f"{name} must be a finite number; got {v!r}")
+    if step <= 0:
+        raise ValueError(f"step must be > 0; got {step!r}")
+    if low > high:
+        raise ValueError(f"low must be <= high; got low={low!r}, high={high!r}")
+    # the 1e-9 keeps an end that lies on the grid up to rounding (0.3 + 7·0.1 vs 1.0) inside the range
+    below = max(0, int(np.floor((value - low) / step + 1e-9)))
+    above = max(0, int(np.floor((high - value) / step + 1e-9)))
+    return value - below * step, value + above * step
+
+
+def log_slider(value: float, low: float, high: float, *, step: float = 0.1, base: float = 10.0, **kwargs):
+    """An ipywidgets ``FloatLogSlider`` over ``[low, high]`` (values, not exponents) that starts exactly at ``value``."""
+    import ipywidgets as widgets
+
+    if not (value > 0 and low > 0 and high > 0):
+        raise ValueError(f"a log slider needs positive values; got value={value!r}, low={low!r}, high={high!r}")
+    log = lambda v: float(np.log(v) / np.log(base))  # noqa: E731 - the slider's own exponent
+    lo, hi = grid_range(log(value), log(low), log(high), step)
+    return widgets.FloatLogSlider(value=value, base=base, min=lo, max=hi, step=step, **kwargs)
+
+
+def linear_slider(value: float, low: float, high: float, *, step: float, **kwargs):
+    """An ipywidgets ``FloatSlider`` over ``[low, high]`` whose step grid passes through ``value``."""
+    import ipywidgets as widgets
+
+    lo, hi = grid_range(float(value), low, high, step)
+    return widgets.FloatSlider(value=value, min=lo, max=hi, step=step, **kwargs)
+
+
+def int_slider(value: int, low: int, high: int, **kwargs):
+    """An ipywidgets ``IntSlider`` over ``[low, high]``, widened to contain ``value``."""
+    import ipywidgets as widgets
+
+    return widgets.IntSlider(value=value, min=min(low, value), max=max(high, value), **kwargs)

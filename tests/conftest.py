@@ -1,5 +1,6 @@
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -18,14 +19,27 @@ def gen():
     return torch.Generator().manual_seed(1234)
 
 
+def check_exact(err, tol: float = 1e-10, name: str = "") -> float:
+    """Assert that every error in ``err`` (one number, or a list, array or tensor of them) is finite and
+    below ``tol``; return the largest. NaN-aware: any NaN/inf fails, where ``max(worst, err)`` would
+    silently drop it."""
+    errors = np.asarray(err.detach().cpu() if torch.is_tensor(err) else err, dtype=np.float64).ravel()
+    assert errors.size, f"{name}: no error was measured"
+    bad = int((~np.isfinite(errors)).sum())
+    assert bad == 0, f"{name}: {bad} of {errors.size} errors are NaN/inf"
+    worst = float(errors.max())
+    assert worst < tol, f"{name}: largest error {worst:.3e} exceeds {tol:.1e}"
+    return worst
+
+
 @pytest.fixture
 def exact(request):
-    """``exact(err, tol)`` asserts ``err < tol`` and records the largest error each closed-form check saw."""
+    """``exact(err, tol)``: :func:`check_exact`, recording the largest error each closed-form check saw."""
 
-    def check(err: float, tol: float = 1e-10, what: str = "") -> None:
+    def check(err, tol: float = 1e-10, what: str = "") -> None:
         name = request.node.name + (f"[{what}]" if what else "")
-        _EXACT_ERRORS[name] = max(float(err), _EXACT_ERRORS.get(name, 0.0))
-        assert err < tol, f"{name}: largest error {err:.3e} exceeds {tol:.1e}"
+        worst = check_exact(err, tol, name)
+        _EXACT_ERRORS[name] = max(worst, _EXACT_ERRORS.get(name, 0.0))
 
     return check
 

@@ -12,6 +12,8 @@ import pi2sb_lab
 from pi2sb_lab import checkpoint as ckpt_mod
 from pi2sb_lab.checkpoint import (
     CheckpointError,
+    CheckpointMismatchError,
+    check_fingerprint,
     check_config,
     checkpoint_path,
     latest_checkpoint,
@@ -137,6 +139,42 @@ def test_missing_and_corrupt_files_name_the_path(tmp_path):
     torch.save({"just": torch.zeros(2)}, other)  # loadable, but not ours
     with pytest.raises(CheckpointError, match="not a pi2sb_lab checkpoint"):
         load_checkpoint(other)
+    empty = tmp_path / "checkpoint-000000003.pt"
+    empty.touch()  # 0 bytes: torch.load fails with an empty message, which once broke our own message
+    with pytest.raises(CheckpointError, match=r"checkpoint-000000003.pt: the file is empty \(0 bytes\)"):
+        load_checkpoint(empty)
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint at .* \(it is a folder\)"):
+        load_checkpoint(tmp_path)
+
+
+def test_a_part_of_other_shapes_names_the_file_and_the_part(tmp_path):
+    path = save_checkpoint(tmp_path / "c.pt", model=nn.Linear(2, 3))
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path).restore(model=nn.Linear(2, 4))
+    message = str(info.value)
+    assert str(path) in message and "part 'model' does not fit the Linear" in message
+    assert "size mismatch for weight" in message  # torch's own explanation is kept
+
+
+def test_fingerprints_compare_and_name_their_differences(tmp_path):
+    model = nn.Sequential(nn.Linear(3, 8), nn.Linear(8, 2))
+    fp = {"model": ckpt_mod.model_fingerprint(model), "variant": "res"}
+    assert fp["model"] == ckpt_mod.model_fingerprint(nn.Sequential(nn.Linear(3, 8), nn.Linear(8, 2)))  # weights do not enter
+    assert fp["model"] != ckpt_mod.model_fingerprint(nn.Sequential(nn.Linear(3, 8), nn.Linear(8, 3)))
+    path = save_checkpoint(tmp_path / "c.pt", fingerprint=fp, model=model)
+    ck = load_checkpoint(path)
+    assert ck.fingerprint == fp
+    check_fingerprint(ck, fp)  # equal: silent
+    with pytest.raises(CheckpointMismatchError) as info:
+        check_fingerprint(ck, {**fp, "variant": "cat"}, override_name="--force")
+    message = str(info.value)
+    assert "differ in ['variant']" in message and '"variant": "res"' in message and '"variant": "cat"' in message
+    assert "pass --force" in message and str(path) in message
+    with pytest.warns(UserWarning, match="overridden"):
+        check_fingerprint(ck, {**fp, "variant": "cat"}, override=True)
+    old = load_checkpoint(save_checkpoint(tmp_path / "old.pt", model=model))  # no fingerprint: warned, not refused
+    with pytest.warns(UserWarning, match="has no fingerprint"):
+        check_fingerprint(old, fp)
 
 
 @pytest.mark.parametrize("bad", [

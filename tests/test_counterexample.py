@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pytest
+import scipy.optimize
 import torch
 
 from pi2sb_lab.counterexample import (
@@ -35,6 +37,14 @@ def pairwise_spread(points: torch.Tensor) -> float:
         / (2 * m * m)
 
 
+def hull_distance(points: torch.Tensor, target: torch.Tensor) -> float:
+    """Distance from ``target`` (D,) to the convex hull of ``points`` (K, D): a non-negative least-squares fit of
+    weights that sum to one (the sum enforced by a heavily weighted extra row)."""
+    a = np.vstack([points.numpy().T, 1e3 * np.ones(points.shape[0])])
+    weights, _ = scipy.optimize.nnls(a, np.concatenate([target.numpy(), [1e3]]))
+    return float(np.linalg.norm(points.numpy().T @ weights - target.numpy()))
+
+
 def strategy(name: str, clean: torch.Tensor):
     """Noise needs a denoiser to decode; the exact one for the clean points of the pair set."""
     return get_strategy(name, denoiser=EmpiricalPosteriorDenoiser(clean)) if name == "noise" else get_strategy(name)
@@ -55,8 +65,10 @@ def test_monge_example_forced_error_is_a_quarter_of_the_gap_squared(gap, exact):
 
 @pytest.mark.parametrize("m", [2, 3, 7])
 def test_forced_error_is_the_partner_spread_for_any_partners(m, gen, exact):
-    clean = torch.randn(4, 3, generator=gen, dtype=torch.float64)
-    partners = torch.randn(4, m, 3, generator=gen, dtype=torch.float64)
+    # Clean points far apart, each with its partners off to one side: no flow strays into another group.
+    clean = 20 * torch.randn(4, 3, generator=gen, dtype=torch.float64)
+    partners = clean[:, None] + torch.tensor([3.0, 0.0, 0.0], dtype=torch.float64) \
+        + torch.randn(4, m, 3, generator=gen, dtype=torch.float64)
     x = clean.repeat_interleave(m, dim=0)
     y = partners.reshape(-1, 3)
     perm = torch.randperm(x.shape[0], generator=gen)  # grouping must not rely on row order
@@ -64,9 +76,13 @@ def test_forced_error_is_the_partner_spread_for_any_partners(m, gen, exact):
     expected = sum(pairwise_spread(p) for p in partners) / 4
     exact(abs(fe.mse - expected), what="spread")
     assert fe.n_starts == 4 and not fe.one_to_one
-    # No map does better: the flow of a perfect model (here not symmetric, so not the mean) is above it.
+    # No map does better: the flow of a perfect model (here not symmetric, so not the mean) is above it ...
     flow = forward_error(oracle_forward_map(x, y, LIMIT, nfe=20), x, y)
     assert flow.mse >= fe.mse - 1e-12, (flow.mse, fe.mse)
+    # ... which any map is (a zero, constant or identity map too): what the perfect flow does that they do
+    # not is land on a weighted mean of its own start's partners, inside their convex hull.
+    gaps = [hull_distance(partners[i // m], flow.reached[i]) for i in range(x.shape[0])]
+    assert np.isfinite(gaps).all() and max(gaps) < 1e-8, f"flow endpoints outside their partners' hull: {gaps}"
 
 
 @pytest.mark.parametrize("name", ["cat", "res", "noise"])
@@ -116,7 +132,7 @@ def test_restoring_one_x_with_many_partners_has_no_floor(name, gen, exact):
 
 
 def test_clean_points_sharing_a_partner_leave_the_same_floor_for_every_strategy(gen, exact):
-    clean = torch.tensor([[0.0, 0.0], [0.0, 1.2], [0.5, -0.3]], dtype=torch.float64)
+    clean = torch.tensor([[0.2, 0.1], [0.0, 1.2], [0.5, -0.3]], dtype=torch.float64)  # none at 0: a zero map is wrong
     partners = torch.tensor([[2.0, 0.0], [2.5, 1.0]], dtype=torch.float64)
     pairs = shared_partners(clean, partners)
     assert len(pairs) == 6 and pairs.source.tolist() == [0, 0, 1, 1, 2, 2]
@@ -128,7 +144,11 @@ def test_clean_points_sharing_a_partner_leave_the_same_floor_for_every_strategy(
         err = restoring_error(oracle_restoring_map(x_hat, y_hat, SymmetricSchedule(), nfe=20, ot_ode=False,
                                                    generator=gen), pairs, st)
         exact(abs(err.forced.mse - floor), what=f"{name} floor")
-        assert err.mse >= floor - 1e-12, (name, err.mse, floor)
+        assert err.mse >= floor - 1e-12, (name, err.mse, floor)  # any map meets this bound ...
+        # ... the perfect sampler also commits: as Σ_t → 0 its pair posterior is one pair, so every restored
+        # point is one of the clean points (a zero, constant or identity map restores none of them).
+        miss = torch.cdist(err.reached, clean).min(dim=1).values
+        exact(miss, 1e-10, what=f"{name} restores a clean point")
 
 
 def test_learned_models_forward_stuck_restoring_fine():
@@ -140,6 +160,11 @@ def test_learned_models_forward_stuck_restoring_fine():
     forward = fit_bridge(*fixed_pairs(y, x), 2, config, ot_ode=True, seed=0)  # swapped: x̂ is the start
     f_err = forward_error(lambda s: sample_bridge(forward, s).x0.double(), pairs.x, pairs.y)
     assert f_err.mse >= 1.0 - 1e-6, f"learned forward flow beat the forced error 1.0: {f_err.mse:.4f}"
+    # Any map meets that bound; the learned flow also ends on the partners' segment (measured: 0.003 from it,
+    # near one partner, error 1.93 ≤ 2 = landing on a partner), where a zero map is 0.75 away.
+    off = hull_distance(pairs.y, f_err.reached[0])
+    assert off < 0.1 and f_err.mse < 2.1, f"learned forward flow ends {off:.3f} from the partners' segment " \
+                                          f"(error {f_err.mse:.3f})"
     backward = fit_bridge(*fixed_pairs(x, y), 2, config, ot_ode=True, seed=0)
     r_err = restoring_error(lambda s: sample_bridge(backward, s).x0.double(), pairs, origin)
     assert r_err.mse < 0.02, f"learned Origin restoring error {r_err.mse:.4f} (floor 0) should be < 0.02"

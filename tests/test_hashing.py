@@ -220,3 +220,28 @@ def test_empirical_denoiser_limits():
     # σ → ∞: the weights flatten to 1/K, the prior mean.
     far = denoise(query, torch.full((20,), 1e8, dtype=torch.float64))
     assert (far - points.mean(dim=0)).abs().max().item() <= 1e-10
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda: get_strategy(None), TypeError, "strategy name must be a string, one of origin, cat, res, noise; got None"),
+    (lambda: Noise(float("inf")), ValueError, "noise level must be a finite number >= 0; got inf"),
+    (lambda: Noise(float("nan")), ValueError, "noise level must be a finite number >= 0; got nan"),
+    (lambda: Noise(-0.1), ValueError, "noise level must be a finite number >= 0; got -0.1"),
+    (lambda: LQStdLevel(float("nan")), ValueError, "LQStdLevel scale must be a finite number >= 0; got nan"),
+    (lambda: EmpiricalPosteriorDenoiser(torch.zeros(3, 2), chunk=0), ValueError, "chunk must be an integer >= 1"),
+    (lambda: EmpiricalPosteriorDenoiser(torch.full((3, 2), float("nan"))), ValueError, "points must be finite"),
+    (lambda: EmpiricalPosteriorDenoiser(torch.zeros(3, 2))(torch.zeros(2, 2), torch.tensor([0.1, float("nan")])),
+     ValueError, r"sigma must be finite and >= 0; got \[0.1.*, nan\]"),
+], ids=["strategy-None", "noise-inf", "noise-nan", "noise-negative", "lqstd-nan", "chunk-0", "points-nan",
+        "sigma-nan"])
+def test_bad_values_name_the_argument(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_empty_batch_hashes_to_empty_endpoints():
+    """An empty batch is a batch: every strategy, LQStdLevel's Noise too, returns empty endpoints."""
+    x = torch.zeros(0, 1, 4, 4)
+    for strategy in (Origin(), Cat(), Res(), Noise(LQStdLevel(0.1))):
+        x_hat, y_hat = strategy.encode(x, x, generator=torch.Generator().manual_seed(0))
+        assert x_hat.shape[0] == y_hat.shape[0] == 0

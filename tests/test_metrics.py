@@ -103,6 +103,15 @@ def test_bad_shapes_raise_naming_arguments(fn):
         fn(x[0], x[0])
     with pytest.raises(ValueError, match="y must be a batch"):
         fn(x, x[0])
+    with pytest.raises(ValueError, match=r"x must be a float image in \[-1, 1\]; got torch.uint8"):
+        fn(x.to(torch.uint8), x.to(torch.uint8))  # uint8 differences would wrap around
+
+
+@pytest.mark.parametrize("data_range", [0, -1, float("nan"), float("inf")])
+def test_psnr_data_range_must_be_positive_and_finite(data_range):
+    x = torch.zeros(1, 1, 4, 4)
+    with pytest.raises(ValueError, match=f"data_range must be a finite number > 0; got {float(data_range)}"):
+        psnr(x, x + 0.1, data_range=data_range)
 
 
 def test_ssim_rejects_images_smaller_than_the_window():
@@ -147,6 +156,8 @@ def test_frechet_distance_bad_inputs():
         frechet_distance(np.zeros(5), np.zeros((5, 1)))
     with pytest.raises(ValueError, match="at least 2 samples"):
         frechet_distance(np.zeros((5, 3)), np.zeros((1, 3)))
+    with pytest.raises(ValueError, match=r"feats_b holds 1 of 5 rows with NaN or inf"):
+        frechet_distance(np.zeros((5, 3)), np.array([[0.0, 1, 2]] * 4 + [[np.nan, 0, 0]]))
 
 
 # --------------------------------------------------------------------------- digit classifier

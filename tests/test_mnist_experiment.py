@@ -65,8 +65,21 @@ def test_config_checks_name_the_setting():
         MNISTConfig(steps=0)
     with pytest.raises(ValueError, match=r"net must be one of \[.*'mnist-fast'.*\]; got 'huge'"):
         MNISTConfig(net="huge")
-    with pytest.raises(ValueError, match=r"eval_size must be >= 2"):
+    with pytest.raises(ValueError, match=r"eval_size must lie in \[2, 1000\] .*; got 1$"):
         MNISTConfig(eval_size=1)
+    with pytest.raises(ValueError, match=r"eval_size must lie in \[2, 1000\] .*embedded test split has 1000 digits"):
+        MNISTConfig(eval_size=5000)
+    assert MNISTConfig(eval_size=5000, mnist_root="/data").eval_size == 5000  # the full test split has 10,000
+    with pytest.raises(ValueError, match=r"train_size must be None \(all 4000\) or an int in \[batch_size = 32, 4000\]"):
+        MNISTConfig(train_size=10_000)
+    with pytest.raises(ValueError, match="lr must be a finite number > 0; got inf"):
+        MNISTConfig(lr=float("inf"))
+    with pytest.raises(ValueError, match="noise_level must be a finite number > 0; got nan"):
+        MNISTConfig(noise_level=float("nan"))
+    with pytest.raises(TypeError, match="mnist_root must be None"):
+        MNISTConfig(mnist_root=3)
+    with pytest.raises(TypeError, match=r"variants must be a list of names, not one string; did you mean \['a-vanilla'\]"):
+        check_variants("a-vanilla")
     with pytest.raises(ValueError, match=r"grid must be one of \['uniform', 'quadratic'\]"):
         MNISTConfig(grid="cosine")
 
@@ -197,3 +210,23 @@ def test_run_ablation_end_to_end_and_resume(tmp_path):
         assert fig.axes
     with pytest.raises(ValueError, match=r"other settings \['noise_level'\]"):
         run_ablation(MNISTConfig(**{**TINY.as_dict(), "noise_level": 0.1}), **kw)
+
+
+def test_resuming_into_another_variants_folder_is_refused(tmp_path, pool):
+    """a-vanilla and res have networks of the same shapes: a res run resumed in a-vanilla's folder once
+    loaded its weights with only a "changed settings" warning. The fingerprints now refuse it."""
+    from pi2sb_lab.checkpoint import CheckpointMismatchError
+    from pi2sb_lab.experiments.mnist import SeedComponents, train_variant
+
+    config = MNISTConfig(steps=2, batch_size=8, warmup_steps=0, train_size=64)
+    parts = SeedComponents(pool, None, None, None, None, 0.0)
+    folder = tmp_path / "seed0" / "res"
+    vanilla = train_variant(VARIANTS["a-vanilla"], parts, config, seed=0, run_dir=folder, progress=False)
+    with pytest.raises(CheckpointMismatchError) as info:
+        train_variant(VARIANTS["res"], parts, config, seed=0, run_dir=folder, progress=False)
+    message = str(info.value)
+    assert "differ in ['variant']" in message and '"variant": "a-vanilla"' in message and '"variant": "res"' in message
+    with pytest.warns(UserWarning, match="overridden"):
+        reused = train_variant(VARIANTS["res"], parts, config, seed=0, run_dir=folder, progress=False,
+                               ignore_fingerprint=True)
+    assert reused.losses == vanilla.losses  # the explicit override really reuses the run

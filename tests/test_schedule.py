@@ -50,12 +50,13 @@ def test_symmetric_schedule_matches_quadrature(beta_min, beta_max, exact):
     assert torch.allclose(sched.beta(t), torch.tensor([ref_beta(x) for x in T], dtype=torch.float64), rtol=0, atol=1e-14)
     s2 = sched.sigma2(t).numpy()
     sb2 = sched.sigma_bar2(t).numpy()
-    worst = 0.0
-    for i, ti in enumerate(T):
-        q0 = quad(ref_beta, 0.0, ti, points=[0.5] if 0 < 0.5 < ti else None, epsabs=1e-14, epsrel=1e-14)[0]
-        q1 = quad(ref_beta, ti, 1.0, points=[0.5] if ti < 0.5 < 1 else None, epsabs=1e-14, epsrel=1e-14)[0]
-        worst = max(worst, abs(s2[i] - q0), abs(sb2[i] - q1))
-    exact(worst, 1e-10, "quadrature")
+    q0 = np.array([quad(ref_beta, 0.0, ti, points=[0.5] if 0 < 0.5 < ti else None, epsabs=1e-14, epsrel=1e-14)[0]
+                   for ti in T])
+    q1 = np.array([quad(ref_beta, ti, 1.0, points=[0.5] if ti < 0.5 < 1 else None, epsabs=1e-14, epsrel=1e-14)[0]
+                   for ti in T])
+    errors = np.concatenate([np.abs(s2 - q0), np.abs(sb2 - q1)])
+    assert np.isfinite(errors).all(), "σ² or σ̄² is NaN/inf somewhere"  # max() would skip a NaN
+    exact(errors.max(), 1e-10, "quadrature")
     # σ² + σ̄² is the constant ∫₀¹ β
     exact(np.abs(s2 + sb2 - sched.total).max(), 1e-12, "sum")
 
@@ -76,13 +77,18 @@ def test_scaled_multiplies_beta():
 
 
 def test_schedule_shape_does_not_depend_on_the_grid():
-    """The NVlabs/I2SB #11 bug: β(t) at shared times agrees for every NFE and grid."""
+    """The NVlabs/I2SB #11 bug: the schedule a sampler walks is the one continuous β(t) whatever the NFE
+    and grid. At every grid's times, β and σ² equal the grid-free reference (β written out
+    independently, σ² by quadrature of it): a schedule that changed with the number of steps could not."""
     sched = SymmetricSchedule()
-    fine = time_grid(100, "uniform").t
-    for nfe in (4, 10, 50):
-        coarse = time_grid(nfe, "uniform").t
-        idx = (coarse * 100).round().long()
-        assert torch.allclose(sched.sigma2(coarse), sched.sigma2(fine[idx]), rtol=0, atol=1e-15)
+    for kind in ("uniform", "quadratic"):
+        for nfe in (4, 10, 50):
+            t = time_grid(nfe, kind).t
+            beta_ref = np.array([beta_reference(ti, 0.1, 0.3) for ti in t.tolist()])
+            s2_ref = np.array([quad(beta_reference, 0.0, ti, args=(0.1, 0.3), points=[0.5] if ti > 0.5 else None,
+                                    epsabs=1e-14, epsrel=1e-14)[0] for ti in t.tolist()])
+            errors = np.concatenate([np.abs(sched.beta(t).numpy() - beta_ref), np.abs(sched.sigma2(t).numpy() - s2_ref)])
+            assert np.isfinite(errors).all() and errors.max() < 1e-12, (kind, nfe, errors.max())
 
 
 @pytest.mark.parametrize("kind", ["uniform", "quadratic"])
@@ -106,11 +112,36 @@ def test_bad_input():
         SymmetricSchedule().sigma2(1.5)
     with pytest.raises(ValueError, match=r"t must lie in \[0, 1\]"):
         SymmetricSchedule().beta(torch.tensor([-0.1, 0.5]))
-    with pytest.raises(ValueError, match="nfe must be an integer >= 1"):
+    with pytest.raises(ValueError, match=r"nfe must be an integer in \[1, 1000000\].*; got 0"):
         time_grid(0)
     with pytest.raises(ValueError, match=r"grid must be one of \['uniform', 'quadratic'\]"):
         time_grid(10, "cosine")
     with pytest.raises(ValueError, match="schedule must be one of"):
         make_schedule("linear")
-    with pytest.raises(ValueError, match="beta must be > 0"):
+    with pytest.raises(ValueError, match="beta must be a finite number > 0; got 0.0"):
         ConstantSchedule(0.0)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: SymmetricSchedule(0.1, float("inf")), "beta_max must be a finite number > 0; got inf"),
+    (lambda: SymmetricSchedule(float("nan"), 0.3), "beta_min must be a finite number > 0; got nan"),
+    (lambda: SymmetricSchedule("0.1", 0.3), r"beta_min must be a real number > 0; got '0.1' \(str\)"),
+    (lambda: ConstantSchedule(float("inf")), "beta must be a finite number > 0; got inf"),
+    (lambda: SymmetricSchedule().scaled(float("inf")), "scale c must be a finite number > 0; got inf"),
+    (lambda: SymmetricSchedule().scaled(float("nan")), "scale c must be a finite number > 0; got nan"),
+    (lambda: ConstantSchedule(1e300).scaled(1e10), "outside the positive finite floats"),
+    (lambda: time_grid(10**12), r"nfe must be an integer in \[1, 1000000\].*; got 1000000000000"),
+    (lambda: time_grid(4.0), r"nfe must be an integer .*; got 4.0 \(float\)"),
+    (lambda: time_grid(True), r"nfe must be an integer .*; got True \(bool\)"),
+    (lambda: SymmetricSchedule().sigma2(float("nan")), r"t must lie in \[0, 1\].*NaN"),
+    (lambda: SymmetricSchedule().sigma2("half"), "t must be a number or a tensor of times"),
+    (lambda: make_schedule(None), "schedule must be one of"),
+], ids=lambda v: "" if callable(v) else v[:24])
+def test_bad_values_name_the_argument(make, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        make()
+
+
+def test_numpy_integers_are_integers():
+    assert time_grid(np.int64(4)) == time_grid(4)
+    assert SymmetricSchedule(np.float64(0.1), 0.3) == SymmetricSchedule(0.1, 0.3)

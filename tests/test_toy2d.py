@@ -110,7 +110,8 @@ def test_degradation_formula_is_scaled_rotation_plus_shift():
         x0, x1 = out.x[i].tolist()
         want = [p.scale[i].item() * (c * x0 - s * x1) + p.shift[i, 0].item(),
                 p.scale[i].item() * (s * x0 + c * x1) + p.shift[i, 1].item()]
-        assert max(abs(a - b) for a, b in zip(out.y[i].tolist(), want)) <= 1e-12
+        # allclose, not max(abs(a − b) …): a NaN anywhere fails it
+        assert torch.allclose(out.y[i], torch.tensor(want, dtype=out.y.dtype), rtol=0, atol=1e-12), (out.y[i], want)
 
 
 def test_default_degradation_is_blind_yet_restorable():

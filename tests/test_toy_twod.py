@@ -51,3 +51,24 @@ def test_unknown_strategy_lists_the_valid_ones(capsys):
     with pytest.raises(SystemExit):
         twod.parse_args(["--seeds", "0"])
     assert twod.parse_args(["--strategies", "Cat-I2SB", "res"]).strategies == ["cat", "res"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--nfe", "0"], "argument --nfe: must be an integer in [1, 1000000]; got '0'"),
+    (["--n-train", "0"], "argument --n-train: must be an integer >= 1; got '0'"),
+    (["--n-test", "1"], "argument --n-test: must be an integer >= 2 (the metrics need two); got '1'"),
+    (["--seeds", "0"], "argument --seeds: must be an integer >= 1; got '0'"),
+    (["--out", "FILE"], "argument --out: FILE exists and is not a folder"),
+])
+def test_bad_numbers_exit_2_and_leave_no_folder(args, message, tmp_path, capsys, monkeypatch):
+    """These once died in a traceback after creating an empty run folder."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "FILE").write_text("x")
+    spec = importlib.util.spec_from_file_location("twod", SCRIPT)
+    twod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(twod)
+    with pytest.raises(SystemExit) as info:
+        twod.main(args + (["--out", "run"] if "--out" not in args else []))
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and message in err and "Traceback" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["FILE"], "a folder was left behind"

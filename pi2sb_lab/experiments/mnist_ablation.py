@@ -86,14 +86,15 @@ class Ablation:
 def train_and_evaluate(name: str, seed: int, config: MNISTConfig, parts: SeedComponents, test: TestSet,
                        classifier: DigitClassifier, *, device: str | torch.device = "cpu",
                        run_dir: str | Path | None = None, progress: bool = True, n_samples: int = 8,
-                       threads: int | None = None) -> VariantRecord:
+                       threads: int | None = None, ignore_fingerprint: bool = False) -> VariantRecord:
     """One cell of the ablation: ``mnist.train_variant``, then ``mnist_eval.restore_variant`` on ``test`` with the estimated
     ``da`` vectors (and, for ``da`` variants, once more with the true ones), ``mnist_eval.evaluate_restored``.
     ``threads``: set torch's CPU thread count first (worker processes run with one)."""
     if threads is not None:
         torch.set_num_threads(threads)
     variant = VARIANTS[name]
-    trained = train_variant(variant, parts, config, seed=seed, device=device, progress=progress, run_dir=run_dir)
+    trained = train_variant(variant, parts, config, seed=seed, device=device, progress=progress, run_dir=run_dir,
+                            ignore_fingerprint=ignore_fingerprint)
     start = time.perf_counter()
     x_hat_true = trained.strategy.encode(test.x, test.y, generator=torch.Generator().manual_seed(seed)).x_hat
     kw = dict(nfe=config.nfe, grid=config.grid, seed=seed)
@@ -108,7 +109,8 @@ def train_and_evaluate(name: str, seed: int, config: MNISTConfig, parts: SeedCom
 def run_ablation(config: MNISTConfig = MNISTConfig(), *, seeds: Sequence[int] = (0,),
                  variants: Sequence[str] = tuple(VARIANTS), device: str | torch.device = "cpu",
                  run_dir: str | Path | None = None, workers: int = 1, progress: bool = True,
-                 on_record: Callable[[VariantRecord], None] | None = None, n_samples: int = 8) -> Ablation:
+                 on_record: Callable[[VariantRecord], None] | None = None, n_samples: int = 8,
+                 ignore_fingerprint: bool = False) -> Ablation:
     """Train and evaluate every variant for every seed; the one entry point of ``toy/mnist.py`` and notebook 05.
 
     Per seed: one pair pool, estimator and denoiser shared by the variants
@@ -118,6 +120,8 @@ def run_ablation(config: MNISTConfig = MNISTConfig(), *, seeds: Sequence[int] = 
     one thread each: on 2 idle cores two such processes did twice the steps of one,
     while one process with 2 threads did 1.35×. ``on_record`` is called with each
     finished cell, in order. Everything is checked before anything is trained.
+    ``ignore_fingerprint``: reuse checkpoints in ``run_dir`` that belong to another variant or data set
+    (refused otherwise, see ``train.training_loop``).
     """
     variants = check_variants(variants)
     seeds = list(dict.fromkeys(seeds))
@@ -129,11 +133,11 @@ def run_ablation(config: MNISTConfig = MNISTConfig(), *, seeds: Sequence[int] = 
     workers = 1 if device.type != "cpu" else min(workers, len(seeds) * len(variants))
     run_dir = None if run_dir is None else Path(run_dir)
     start = time.perf_counter()
-    test = make_test_set(config.eval_size)
-    train = load_mnist("train")
+    test = make_test_set(config.eval_size, mnist_root=config.mnist_root)
+    train = load_mnist("train", root=config.mnist_root)
     classifier = train_digit_classifier(train.images, train.labels, epochs=config.classifier_epochs,
                                         seed=CLASSIFIER_SEED, device=device, progress=progress)
-    full_test = load_mnist("test")
+    full_test = load_mnist("test", root=config.mnist_root)
     clean_accuracy = classifier_accuracy(classifier, full_test.images, full_test.labels)
     degraded = evaluate_restored(test.y, test, classifier)
 
@@ -147,7 +151,8 @@ def run_ablation(config: MNISTConfig = MNISTConfig(), *, seeds: Sequence[int] = 
             for name in variants:
                 yield seed, name, dict(name=name, seed=seed, config=config, parts=parts, test=test,
                                        classifier=classifier, device=device, n_samples=n_samples,
-                                       run_dir=None if seed_dir is None else seed_dir / name)
+                                       run_dir=None if seed_dir is None else seed_dir / name,
+                                       ignore_fingerprint=ignore_fingerprint)
 
     records, seed_records = [], []
 

@@ -1,4 +1,4 @@
-"""Tables and figures of the MNIST ablation (:mod:`pi2sb_lab.mnist_experiment`): mean ± std over
+"""Tables and figures of the MNIST ablation (``experiments.mnist_ablation``): mean ± std over
 seeds, the markdown/JSON results, the LQ / variants / HQ grid, P-I2SB Fig. 6 and the loss curves."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The pseudo-hashing ablation on the blind 2D problem: strategies × OT-ODE on/off × seeds, then a table.
 
-``run_ablation`` calls ``toy2d_experiment.train_and_restore`` once per cell
+``run_ablation`` calls ``twod.train_and_restore`` once per cell
 (all with one ``BridgeConfig``); within a seed every strategy sees the same
 clean sets, test degradations and training pairs, so ``summarize`` can report
 each strategy's paired difference to Origin as well as mean ± std. Notebook 04

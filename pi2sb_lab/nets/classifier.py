@@ -10,7 +10,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import TensorDataset
 
 from . import seeded
 
@@ -86,7 +85,7 @@ def train_digit_classifier(
     full passes of shuffled batches (the last incomplete batch of an epoch is dropped).
     Initialisation and shuffling depend only on ``seed``.
     """
-    from ..train import SupervisedObjective, training_loop
+    from ..train import fit_supervised
 
     if images.ndim != 4 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
         raise ValueError(
@@ -101,10 +100,6 @@ def train_digit_classifier(
     def pair_fn(rows: torch.Tensor, generator: torch.Generator):
         return images[rows], labels[rows]
 
-    result = training_loop(
-        model=model, dataset=TensorDataset(torch.arange(images.shape[0])), pair_fn=pair_fn,
-        objective=SupervisedObjective(lambda m, x, y: F.cross_entropy(m(x), y), "digit classifier"),
-        total_steps=epochs * (images.shape[0] // batch_size), batch_size=batch_size, lr=lr, ema_decay=0.0,
-        seed=seed, device=str(device), log_every=10**9, progress="digit classifier" if progress else False,
-    )
-    return result.model.eval()
+    return fit_supervised(model, images.shape[0], pair_fn, lambda m, x, y: F.cross_entropy(m(x), y),
+                          steps=epochs * (images.shape[0] // batch_size), batch_size=batch_size, lr=lr, seed=seed,
+                          device=device, name="digit classifier", progress=progress)

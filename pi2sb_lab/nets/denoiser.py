@@ -21,7 +21,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from torch.utils.data import TensorDataset
 
 from . import seeded
 
@@ -91,7 +90,7 @@ def train_denoiser(
     if images.ndim != 4 or steps < 1 or batch_size < 1 or images.shape[0] < batch_size:
         raise ValueError(f"images must be (N, C, H, W) with N >= batch_size >= 1, and steps >= 1; got "
                          f"{tuple(images.shape)}, batch_size {batch_size}, steps {steps}")
-    from ..train import SupervisedObjective, training_loop
+    from ..train import fit_supervised
 
     device = torch.device(device)
     images = images.to(device)
@@ -103,11 +102,9 @@ def train_denoiser(
         eps = torch.randn(x.shape, generator=generator, device=generator.device).to(device)
         return x + sigma.reshape(-1, 1, 1, 1) * eps, sigma, eps
 
-    result = training_loop(
-        model=model, dataset=TensorDataset(torch.arange(images.shape[0])), pair_fn=pair_fn,
-        objective=SupervisedObjective(lambda m, x_noisy, sigma, eps: (m.predict_noise(x_noisy, sigma) - eps).square()
-                                      .mean(), "Noise-I2SB denoiser"),
-        total_steps=steps, batch_size=batch_size, lr=lr, ema_decay=0.0, seed=seed, device=str(device),
-        log_every=10**9, progress="Noise-I2SB denoiser" if progress else False,
-    )
-    return result.model.eval().requires_grad_(False)
+    def loss_fn(m: ImageDenoiser, x_noisy, sigma, eps):
+        return (m.predict_noise(x_noisy, sigma) - eps).square().mean()
+
+    return fit_supervised(model, images.shape[0], pair_fn, loss_fn, steps=steps, batch_size=batch_size, lr=lr,
+                          seed=seed, device=device, name="Noise-I2SB denoiser",
+                          progress=progress).requires_grad_(False)

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import TensorDataset
 
 from ..degrade import DEGRADATION_PARAM_DIM, DEGRADATION_PARAM_NAMES
 from . import seeded
@@ -79,7 +78,7 @@ def train_degradation_estimator(
     ``train.training_loop``; the initialisation and the batches depend only on ``seed``.
     Returns the estimator in eval mode.
     """
-    from ..train import SupervisedObjective, training_loop
+    from ..train import fit_supervised
 
     if y.ndim != 4 or params.shape != (y.shape[0], DEGRADATION_PARAM_DIM):
         raise ValueError(f"y must be (N, C, H, W) and params (N, {DEGRADATION_PARAM_DIM}); "
@@ -94,13 +93,9 @@ def train_degradation_estimator(
     def pair_fn(rows: torch.Tensor, generator: torch.Generator):
         return y[rows], params[rows]
 
-    result = training_loop(
-        model=model, dataset=TensorDataset(torch.arange(y.shape[0])), pair_fn=pair_fn,
-        objective=SupervisedObjective(lambda m, yy, p: F.mse_loss(m(yy), p), "degradation estimator"),
-        total_steps=steps, batch_size=batch_size, lr=lr, ema_decay=0.0, seed=seed, device=str(device),
-        log_every=10**9, progress="degradation estimator" if progress else False,
-    )
-    return result.model.eval()
+    return fit_supervised(model, y.shape[0], pair_fn, lambda m, yy, p: F.mse_loss(m(yy), p), steps=steps,
+                          batch_size=batch_size, lr=lr, seed=seed, device=device, name="degradation estimator",
+                          progress=progress)
 
 
 @dataclass(frozen=True)

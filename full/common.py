@@ -1,0 +1,62 @@
+"""What full/train.py and full/restore.py build from a :class:`FullConfig`: network, hashing, condition,
+schedule, and the batched eq. 19 degradation of a uint8 batch on the training device."""
+
+from __future__ import annotations
+
+import torch
+
+from pi2sb_lab.conditioning import Conditioning, get_conditioning
+from pi2sb_lab.data.images import to_float
+from pi2sb_lab.degrade import degrade, get_preset
+from pi2sb_lab.hashing import PseudoHash, get_strategy
+from pi2sb_lab.nets.unet import UNet
+from pi2sb_lab.schedule import SymmetricSchedule
+
+from .config import FullConfig
+
+IMAGE_CHANNELS = 3
+
+
+def strategy_of(cfg: FullConfig) -> PseudoHash:
+    """The pseudo-hashing strategy (P-I2SB eq. 11/18); Noise gets λ = ``noise_level``."""
+    if cfg.strategy == "noise":
+        return get_strategy("noise", level=cfg.noise_level)
+    return get_strategy(cfg.strategy)
+
+
+def conditioning_of(cfg: FullConfig) -> Conditioning:
+    return get_conditioning(cfg.conditioning)
+
+
+def schedule_of(cfg: FullConfig) -> SymmetricSchedule:
+    return SymmetricSchedule(cfg.beta_min, cfg.beta_max)
+
+
+def network_of(cfg: FullConfig) -> UNet:
+    """The U-Net ``cfg.net`` at ``cfg.image_size``, with the channels the hashing and the conditions need.
+    Initialised from ``cfg.seed`` (DDP then broadcasts rank 0's weights anyway)."""
+    channels = strategy_of(cfg).channels(IMAGE_CHANNELS)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return UNet.from_config(cfg.net, in_channels=channels, out_channels=channels, image_size=cfg.image_size,
+                                use_checkpoint=cfg.use_checkpoint,
+                                **conditioning_of(cfg).unet_kwargs(IMAGE_CHANNELS))
+
+
+def degrade_fn_of(cfg: FullConfig):
+    """``degrade_fn(x, generator) -> (x, y, params vector)`` for ``pipeline.degrade_pair_fn``.
+
+    ``x``: a uint8 batch (what the DataLoader workers decode), already on the training
+    device; it becomes float [-1, 1] there, and eq. 19 runs batched on that device
+    (blur, resize, noise, gray; the JPEG codec as ``degrade`` chooses). The draw comes
+    from ``generator``, which the training loop seeds from (seed, rank, step): a
+    resumed run sees the same pairs.
+    """
+    preset = get_preset(cfg.degradation)
+
+    def degrade_fn(x: torch.Tensor, generator: torch.Generator):
+        images = to_float(x) if x.dtype == torch.uint8 else x
+        clean, y, params = degrade(images, preset, generator=generator)
+        return clean, y, params.as_vector().to(y.device)
+
+    return degrade_fn

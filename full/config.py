@@ -1,0 +1,211 @@
+"""The configuration of a full-scale run: one frozen dataclass, YAML files, ``key=value`` overrides.
+
+Defaults are the paper's: P-I2SB App. D (Adam, lr 1e-4, batch 64, 40,000 iterations),
+§5 (FFHQ at 512², eq. 19 degradations with Table 4's parameters: the ``ffhq512``
+preset), and its headline variant, Table 3 (e) — Cat-I2SB with the ``lq`` and ``da``
+conditions. ``full/configs/`` holds one YAML file per Table 3 row (a)–(f) and per
+Fig. 3b strategy; each names only what differs from these defaults::
+
+    cfg = load_config("full/configs/f-res.yaml", ["data=/data/ffhq.zip", "total_steps=100"])
+
+Every value is checked against the field's type and range; an unknown key or a bad
+value raises :class:`ConfigError` naming the key, the value and what is allowed (the
+drivers turn it into an argparse error: exit 2, no traceback).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from pi2sb_lab.conditioning import CONDITIONINGS
+from pi2sb_lab.degrade import PRESETS
+from pi2sb_lab.hashing import STRATEGIES
+from pi2sb_lab.nets.unet import CONFIGS as UNET_CONFIGS
+
+__all__ = ["ConfigError", "FullConfig", "CONFIG_DIR", "load_config", "parse_overrides", "save_config",
+           "config_from_dict"]
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+class ConfigError(ValueError):
+    """An unknown key or a value of the wrong type or range."""
+
+
+@dataclass(frozen=True)
+class FullConfig:
+    # --- data (P-I2SB §5: FFHQ, 70k PNGs resized to 512²)
+    data: str = ""                       # a folder or a .zip of HQ faces (PNG/JPEG), searched recursively
+    image_size: int = 512                # images are resized (shorter side, Lanczos) and centre-cropped to this
+    num_workers: int = 4                 # DataLoader decoding processes per rank
+    degradation: str = "ffhq512"         # eq. 19 preset (Table 4), drawn on the fly per sample
+    # --- the variant (Table 3 rows, Fig. 3b strategies)
+    variant: str = "e-cat"               # a label for logs and folders
+    strategy: str = "cat"                # pseudo-hashing of eq. 11/18: origin | cat | res | noise
+    conditioning: str = "lq+da"          # Table 3's condition: none | lq | lq+da
+    noise_level: float = 0.05            # Noise-I2SB's λ (images in [-1, 1])
+    # --- network and bridge
+    net: str = "adm512"                  # a named UNet config (pi2sb_lab.nets.unet.CONFIGS)
+    use_checkpoint: bool = False         # gradient checkpointing in the U-Net (less memory, ~30 % slower)
+    beta_min: float = 0.1                # I2SB's symmetric schedule
+    beta_max: float = 0.3
+    ot_ode: bool = False                 # train for the OT-ODE (I2SB Prop. 3.4)
+    # --- optimisation (P-I2SB App. D)
+    batch_size: int = 64                 # global batch per optimizer step (all ranks × accumulation rounds)
+    grad_accum: int = 1                  # micro-batches per step on each rank
+    lr: float = 1e-4
+    total_steps: int = 40_000
+    lr_warmup_steps: int = 0
+    grad_clip: typing.Optional[float] = None  # clip the global gradient norm (None: off)
+    ema_decay: float = 0.9999            # I2SB's EMA (the paper does not state one)
+    bf16: typing.Optional[bool] = None   # bf16 autocast; None: on for CUDA, off on CPU
+    seed: int = 0
+    device: typing.Optional[str] = None  # None: cuda:LOCAL_RANK when there is a GPU, else cpu
+    # --- outputs
+    run_dir: str = "runs/full/e-cat"
+    log_every: int = 100                 # steps between log rows / TensorBoard scalars
+    checkpoint_every: int = 2_000
+    keep_checkpoints: int = 2
+    image_every: int = 2_000             # steps between TensorBoard image grids (LQ | EMA restored | HQ)
+    grid_images: int = 4                 # rows of that grid
+    grid_nfe: int = 10                   # sampler steps for the grid
+    progress: bool = True                # progress bar on rank 0
+
+    def __post_init__(self) -> None:
+        choices = {"strategy": sorted(STRATEGIES), "conditioning": list(CONDITIONINGS),
+                   "net": sorted(UNET_CONFIGS), "degradation": sorted(PRESETS)}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ConfigError(f"{key}={getattr(self, key)!r} is not allowed; choose one of {allowed}")
+        positive = ("image_size", "batch_size", "grad_accum", "total_steps", "log_every", "checkpoint_every",
+                    "keep_checkpoints", "image_every", "grid_images", "grid_nfe")
+        for key in positive:
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key}={getattr(self, key)!r} must be >= 1")
+        for key in ("num_workers", "lr_warmup_steps", "seed", "noise_level"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key}={getattr(self, key)!r} must be >= 0")
+        if not self.lr > 0:
+            raise ConfigError(f"lr={self.lr!r} must be > 0")
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"ema_decay={self.ema_decay!r} must lie in [0, 1)")
+        if not (self.beta_min > 0 and self.beta_max > 0):
+            raise ConfigError(f"beta_min={self.beta_min!r} and beta_max={self.beta_max!r} must be > 0")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ConfigError(f"grad_clip={self.grad_clip!r} must be > 0 or null")
+        if self.device is not None and not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
+            raise ConfigError(f"device={self.device!r} must be null, 'cpu', 'cuda' or 'cuda:N'")
+        factor = 2 ** (len(UNET_CONFIGS[self.net]["channel_mult"]) - 1)
+        if self.image_size % factor:
+            raise ConfigError(f"image_size={self.image_size} must be divisible by {factor} for net={self.net!r}")
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+_TYPES = typing.get_type_hints(FullConfig)
+KEYS = tuple(f.name for f in dataclasses.fields(FullConfig))
+
+
+def _coerce(key: str, value, where: str):
+    """``value`` as the type of field ``key``; :class:`ConfigError` naming both otherwise."""
+    kind = _TYPES[key]
+    optional = typing.get_origin(kind) is typing.Union and type(None) in typing.get_args(kind)
+    if optional:
+        if value is None:
+            return None
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+    if kind is float and type(value) is str:
+        try:  # YAML 1.1 reads "1e-4" (no dot) as a string
+            value = float(value)
+        except ValueError:
+            pass
+    ok = {bool: type(value) is bool,
+          int: type(value) is int,
+          float: type(value) in (int, float),
+          str: type(value) is str}[kind]
+    if not ok:
+        allowed = f"{kind.__name__}{' or null' if optional else ''}"
+        raise ConfigError(f"{where}: {key}={value!r} is a {type(value).__name__}; expected {allowed}")
+    return float(value) if kind is float else value
+
+
+def _unknown(key: str, where: str) -> ConfigError:
+    near = difflib.get_close_matches(key, KEYS, n=1)
+    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    return ConfigError(f"{where}: unknown key {key!r}{hint}; valid keys: {', '.join(KEYS)}")
+
+
+def _checked(values: dict, where: str) -> dict:
+    clean = {}
+    for key, value in values.items():
+        if key not in _TYPES:
+            raise _unknown(str(key), where)
+        clean[key] = _coerce(key, value, where)
+    return clean
+
+
+def config_from_dict(values: dict, where: str = "config") -> FullConfig:
+    """A :class:`FullConfig` from a mapping of (some) keys, every value checked (e.g. a checkpoint's copy)."""
+    return FullConfig(**_checked(values, where))
+
+
+def parse_overrides(overrides: list[str]) -> dict:
+    """``["lr=2e-4", "bf16=true", "grad_clip=null"]`` → ``{"lr": 2e-4, …}``; values are read as YAML scalars."""
+    out = {}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} must look like key=value")
+        if key not in _TYPES:
+            raise _unknown(key, "command line")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError as err:
+            raise ConfigError(f"command line: {key}={text!r} is not a readable value ({err.problem})") from None
+        if _TYPES[key] is str and value is not None and not isinstance(value, str):
+            value = text  # a run folder called 2024 is still a string
+        out[key] = value
+    return out
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] = ()) -> FullConfig:
+    """The defaults, updated by the YAML file at ``path`` (if any), then by ``key=value`` ``overrides``."""
+    values: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            named = CONFIG_DIR / f"{path}.yaml"
+            if path.suffix == "" and named.is_file():  # a bare name: one of full/configs/
+                path = named
+            else:
+                known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+                raise ConfigError(f"no config file {str(path)!r}; give a YAML path or one of {known}")
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path} is not valid YAML: {err}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path} must hold a mapping of key: value; got a {type(loaded).__name__}")
+        values.update(_checked(loaded or {}, str(path)))
+    values.update(_checked(parse_overrides(list(overrides)), "command line"))
+    return FullConfig(**values)
+
+
+def save_config(config: FullConfig, path: str | os.PathLike) -> Path:
+    """Write the resolved config as YAML (every key, so the file alone reproduces the run), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(yaml.safe_dump(config.as_dict(), sort_keys=False))
+    os.replace(tmp, path)
+    return path

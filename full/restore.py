@@ -1,0 +1,177 @@
+"""Restore a folder of degraded faces with a trained P-I2SB checkpoint (P-I2SB Alg. 2): PNGs out.
+
+    python full/restore.py runs/e-cat runs/celeba-test/lq runs/e-cat/restored --params runs/celeba-test/params
+    python full/restore.py runs/e-cat/checkpoint-000040000.pt faces/ out/ --nfe 10 --ot-ode
+    torchrun --nproc_per_node 8 full/restore.py runs/e-cat LQ_DIR OUT_DIR      # files sharded over ranks
+
+CHECKPOINT is a checkpoint file or a run folder (its latest checkpoint); the network is
+rebuilt from the config stored in it, with the EMA weights unless --weights model.
+Each input (PNG/JPEG, a folder or a zip, resized to the model's size) becomes
+OUT/NAME.png: ŷ = endpoint(y) → --nfe sampler steps (the OT-ODE with --ot-ode) →
+decode (eq. 18). Models trained with the degradation-aware condition (``da``) need
+each input's eq. 19 vector: --params DIR holds make_testset.py's NAME.json files
+(no 512² degradation estimator is shipped yet). Noise-I2SB has no 512² denoiser
+yet: its x̂ is written as it is, and restore.json says so.
+
+A rerun skips the inputs whose PNG exists (files are written atomically, so an
+existing one is complete); unreadable inputs are skipped and listed in
+OUT/skipped.txt. OUT may not be the input folder or inside it. Sampling noise is
+seeded by --seed and the first file name of each batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make `full` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+import torch.distributed as torch_dist  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
+
+from full.common import conditioning_of, network_of, schedule_of, strategy_of  # noqa: E402
+from full.config import ConfigError, config_from_dict  # noqa: E402
+from pi2sb_lab import dist  # noqa: E402
+from pi2sb_lab.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint  # noqa: E402
+from pi2sb_lab.data.images import ImageError, ImageFiles, sample_seed, save_png, to_float  # noqa: E402
+from pi2sb_lab.degrade import DEGRADATION_PARAM_NAMES  # noqa: E402
+from pi2sb_lab.parameterization import as_parameterization  # noqa: E402
+from pi2sb_lab.pipeline import restore  # noqa: E402
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", type=Path, help="checkpoint file, or a run folder (its latest checkpoint)")
+    parser.add_argument("input", type=Path, help="folder or .zip of degraded faces (PNG/JPEG)")
+    parser.add_argument("out", type=Path, help="output folder for the restored PNGs")
+    parser.add_argument("--nfe", type=int, default=100, help="sampler steps (network calls), default 100")
+    parser.add_argument("--ot-ode", action="store_true", help="deterministic OT-ODE sampling (I2SB Prop. 3.4)")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    parser.add_argument("--batch-size", type=int, default=4, help="images per sampler batch per rank (default 4)")
+    parser.add_argument("--weights", choices=("ema", "model"), default="ema", help="EMA (default) or raw weights")
+    parser.add_argument("--params", type=Path, help="folder of NAME.json eq. 19 draws (make_testset.py's params/)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda:LOCAL_RANK when available)")
+    return parser
+
+
+def check_args(parser, args):
+    """Everything checkable before any image is decoded; returns (checkpoint, config, input files)."""
+    for name in ("nfe", "batch_size"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1; got {getattr(args, name)}")
+    if args.seed < 0:
+        parser.error(f"--seed must be >= 0; got {args.seed}")
+    path = args.checkpoint
+    if path.is_dir():
+        path = latest_checkpoint(path)
+        if path is None:
+            parser.error(f"no checkpoint-*.pt in the run folder {str(args.checkpoint)!r}")
+    if not args.input.exists():
+        parser.error(f"input {str(args.input)!r} does not exist")
+    inp, out = args.input.resolve(), args.out.resolve()
+    if out == inp or inp in out.parents:
+        parser.error(f"output folder {str(args.out)!r} is the input folder or inside it; choose another")
+    try:
+        ckpt = load_checkpoint(path, map_location="cpu")
+        cfg = config_from_dict(ckpt.config.get("extra") or {}, f"{path} config")
+    except (FileNotFoundError, CheckpointError, ConfigError) as err:
+        parser.error(f"checkpoint {str(path)!r}: {err}")
+    if not (ckpt.config.get("extra") or {}).get("net"):
+        parser.error(f"checkpoint {str(path)!r} was not written by full/train.py (no full config inside)")
+    if conditioning_of(cfg).da and args.params is None:
+        parser.error(f"this checkpoint (variant {cfg.variant}, condition {cfg.conditioning}) needs each input's "
+                     "eq. 19 vector: give --params DIR (make_testset.py's params/); no 512² degradation estimator "
+                     "is shipped yet")
+    if args.params is not None and not args.params.is_dir():
+        parser.error(f"--params {str(args.params)!r} is not a folder")
+    try:
+        files = ImageFiles(args.input, cfg.image_size)
+    except ValueError as err:
+        parser.error(str(err))
+    if len(files) == 0:
+        parser.error(f"no PNG/JPEG images in {str(args.input)!r}")
+    return ckpt, cfg, files
+
+
+def load_model(ckpt, cfg, weights: str, device):
+    model = as_parameterization(network_of(cfg), schedule_of(cfg))
+    state = ckpt.parts["ema"]["model"] if weights == "ema" else ckpt.parts["model"]
+    model.load_state_dict(state)
+    return model.to(device).eval()
+
+
+def params_vector(folder: Path, stem: str) -> torch.Tensor:
+    record = json.loads((folder / f"{stem}.json").read_text())
+    return torch.tensor([record["vector"][k] for k in DEGRADATION_PARAM_NAMES], dtype=torch.float32)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    ckpt, cfg, files = check_args(parser, args)
+    device = dist.init(args.device)
+    try:
+        model = load_model(ckpt, cfg, args.weights, device)
+        strategy, conditioning, schedule = strategy_of(cfg), conditioning_of(cfg), schedule_of(cfg)
+        stems = [str(Path(n).with_suffix("")) for n in files.names]
+        todo = [i for i, s in enumerate(stems) if not (args.out / f"{s}.png").exists()]
+        mine = todo[dist.rank()::dist.world_size()]
+        dist.barrier()  # every rank has listed what is left before any rank writes a file
+        dist.print0(f"restoring {len(todo)} of {len(files)} images ({len(files) - len(todo)} already done) with "
+                    f"{ckpt.path.name} ({args.weights}, step {ckpt.step}), NFE {args.nfe}"
+                    f"{', OT-ODE' if args.ot_ode else ''}, {dist.world_size()} rank(s) on {device}")
+        skipped, done = [], 0
+        bar = tqdm(total=len(mine), unit="img", desc="restore", disable=not dist.is_main())
+        for start in range(0, len(mine), args.batch_size):
+            batch, images, vectors = [], [], []
+            for i in mine[start:start + args.batch_size]:
+                try:
+                    image = files.read(i)
+                    vector = params_vector(args.params, stems[i]) if conditioning.da else None
+                except (ImageError, OSError, KeyError, ValueError) as err:
+                    skipped.append(f"{files.names[i]}: {err}")
+                    continue
+                batch.append(i)
+                images.append(image)
+                vectors.append(vector)
+            if batch:
+                y = to_float(torch.stack(images)).to(device)
+                degradation = torch.stack(vectors).to(device) if conditioning.da else None
+                result = restore(model, y, schedule, strategy, nfe=args.nfe, ot_ode=args.ot_ode,
+                                 conditioning=conditioning, degradation=degradation,
+                                 seed=sample_seed(args.seed, files.names[batch[0]]), clamp=(-1, 1))
+                restored = result.x if cfg.strategy != "noise" else result.x_hat.clamp(-1, 1)
+                for k, i in enumerate(batch):
+                    (args.out / stems[i]).parent.mkdir(parents=True, exist_ok=True)
+                    save_png(restored[k], args.out / f"{stems[i]}.png")
+                done += len(batch)
+            bar.update(len(mine[start:start + args.batch_size]))
+        bar.close()
+        if dist.world_size() > 1:
+            parts = [None] * dist.world_size()
+            torch_dist.all_gather_object(parts, (skipped, done))
+            skipped, done = sorted(s for p in parts for s in p[0]), sum(p[1] for p in parts)
+        if dist.is_main():
+            args.out.mkdir(parents=True, exist_ok=True)
+            if skipped:
+                (args.out / "skipped.txt").write_text("".join(s + "\n" for s in skipped))
+            record = {"checkpoint": str(ckpt.path), "step": ckpt.step, "weights": args.weights, "nfe": args.nfe,
+                      "ot_ode": args.ot_ode, "seed": args.seed, "variant": cfg.variant, "input": str(args.input),
+                      "restored_now": done, "skipped": skipped,
+                      "decode": "x_hat (no 512² denoiser: eq. 18's Denoise not applied)" if cfg.strategy == "noise"
+                      else f"eq. 18 ({cfg.strategy})"}
+            (args.out / "restore.json").write_text(json.dumps(record, indent=1) + "\n")
+            print(f"restored {done} image(s) into {args.out}; {len(skipped)} unreadable input(s) skipped"
+                  + (f" (listed in {args.out / 'skipped.txt'})" if skipped else ""))
+    finally:
+        dist.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""Train P-I2SB at 512² on FFHQ: one entry point for one process, one node of N GPUs, or many nodes.
+
+    python full/train.py e-cat data=/data/ffhq512 run_dir=runs/e-cat
+    torchrun --nproc_per_node 8 full/train.py e-cat data=/data/ffhq.zip
+    torchrun --nnodes 2 --nproc_per_node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 --rdzv-id RUN \\
+        full/train.py e-cat data=/data/ffhq.zip
+    python full/train.py e-cat data=/data/ffhq512 --resume          # continue the run in run_dir
+
+CONFIG is a YAML file or the name of one in full/configs/ (a-vanilla, b-lq, c-lq-da,
+d-noise, e-cat, f-res: P-I2SB Table 3; cat, res, noise: Fig. 3b), followed by any
+key=value overrides (full/config.py lists the keys; the paper's hyper-parameters are the
+defaults). The resolved config is saved as run_dir/config.yaml.
+
+Everything runs through pi2sb_lab.train.training_loop: DDP with EMA on every rank,
+gradient accumulation, bf16 autocast on CUDA, atomic checkpoints and exact resume (the
+step counter seeds every random stream, the eq. 19 draws included). The data are decoded
+to uint8 in DataLoader workers and degraded batched on the training device. TensorBoard
+(run_dir/tensorboard): loss, lr, grad norm, images/s, skipped files; every image_every
+steps a grid LQ | restored by the EMA model | HQ (also saved as run_dir/grids/*.png).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script (python full/train.py, torchrun): make `full` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+import torch.distributed as torch_dist  # noqa: E402
+
+from full.common import conditioning_of, degrade_fn_of, network_of, schedule_of, strategy_of  # noqa: E402
+from full.config import ConfigError, FullConfig, load_config, save_config  # noqa: E402
+from pi2sb_lab import dist  # noqa: E402
+from pi2sb_lab.checkpoint import latest_checkpoint  # noqa: E402
+from pi2sb_lab.data.images import ImageFolder, to_float  # noqa: E402
+from pi2sb_lab.pipeline import degrade_pair_fn, restore  # noqa: E402
+from pi2sb_lab.train import TrainState, training_loop  # noqa: E402
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", help="a YAML file, or a name in full/configs/ (e.g. e-cat)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="settings that replace the file's")
+    parser.add_argument("--resume", action="store_true", help="continue the run in run_dir from its last checkpoint")
+    return parser
+
+
+def resolve(argv: list[str] | None) -> tuple[FullConfig, bool]:
+    """Parse and check everything that can be checked before joining the process group (exit 2 on errors)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except ConfigError as err:
+        parser.error(str(err))
+    if not cfg.data:
+        parser.error("data is not set: add data=/path/to/ffhq (a folder or a .zip of PNG/JPEG faces)")
+    if not Path(cfg.data).exists():
+        parser.error(f"data={cfg.data!r}: no such folder or zip")
+    run_dir = Path(cfg.run_dir)
+    held = latest_checkpoint(run_dir) is not None or (run_dir / "config.json").exists()
+    if held and not args.resume:
+        parser.error(f"run_dir={cfg.run_dir!r} already holds a run: pass --resume to continue it, "
+                     "or choose another run_dir")
+    if run_dir.exists() and not run_dir.is_dir():
+        parser.error(f"run_dir={cfg.run_dir!r} exists and is not a folder")
+    if cfg.device is not None and cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"device={cfg.device!r} but CUDA is not available here; use device=cpu")
+    return cfg, args.resume
+
+
+class Monitor:
+    """The training loop's callback: TensorBoard scalars every ``log_every`` steps, image grids every
+    ``image_every``; the skipped-file count is gathered from all ranks (a collective, so every rank calls)."""
+
+    def __init__(self, cfg: FullConfig, dataset: ImageFolder, run_dir: Path, start_step: int) -> None:
+        self.cfg, self.dataset, self.run_dir = cfg, dataset, run_dir
+        self.writer = None
+        if dist.is_main():
+            from torch.utils.tensorboard import SummaryWriter
+
+            # purge_step hides the events a killed run wrote after its last checkpoint.
+            self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=start_step or None)
+        self.last_time, self.last_samples, self.last_logged = time.perf_counter(), None, start_step
+        self.preview = self._preview_batch()
+
+    def _preview_batch(self):
+        """A fixed batch for the grids: the first ``grid_images`` files, degraded from a fixed seed."""
+        n = min(self.cfg.grid_images, len(self.dataset))
+        x = torch.stack([self.dataset[i] for i in range(n)])
+        g = torch.Generator().manual_seed(self.cfg.seed + 1)
+        return degrade_fn_of(self.cfg)(x, g)
+
+    def __call__(self, state: TrainState) -> None:
+        flags = self.dataset.skipped_flags.clone()
+        if dist.world_size() > 1:  # the union of what every rank's workers skipped
+            flags = flags.to(state.device)
+            torch_dist.all_reduce(flags, op=torch_dist.ReduceOp.MAX)
+        skipped = int(flags.sum())
+        if not dist.is_main():
+            return
+        step, w = state.step, self.writer
+        now = time.perf_counter()
+        if self.last_samples is not None and now > self.last_time:
+            w.add_scalar("train/images_per_s", (state.samples_seen - self.last_samples) / (now - self.last_time), step)
+        self.last_time, self.last_samples = now, state.samples_seen
+        recent = state.losses[self.last_logged:] or state.losses[-1:]
+        self.last_logged = len(state.losses)
+        w.add_scalar("train/loss", sum(recent) / len(recent), step)
+        w.add_scalar("train/lr", self._lr(step - 1), step)
+        grads = [p.grad for p in state.model.parameters() if p.grad is not None]
+        if grads:  # the last step's gradient (all-reduced, before clipping); zeroed only when the next step starts
+            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
+            w.add_scalar("train/grad_norm", float(norm), step)
+        w.add_scalar("data/skipped_files", skipped, step)
+        if skipped:
+            names = [self.dataset.files.names[j] for j in flags.nonzero().flatten().tolist()]
+            (self.run_dir / "skipped_files.txt").write_text("".join(n + "\n" for n in names))
+        if step % self.cfg.image_every == 0 or step == self.cfg.total_steps:
+            self._grid(state)
+        w.flush()
+
+    def _lr(self, step: int) -> float:
+        warm = self.cfg.lr_warmup_steps
+        return self.cfg.lr * (step + 1) / warm if warm and step < warm else self.cfg.lr
+
+    @torch.no_grad()
+    def _grid(self, state: TrainState) -> None:
+        from torchvision.utils import make_grid, save_image
+
+        x, y, params = (t.to(state.device) for t in self.preview)
+        cfg = self.cfg
+        result = restore(state.ema, y, schedule_of(cfg), strategy_of(cfg), nfe=cfg.grid_nfe, ot_ode=cfg.ot_ode,
+                         conditioning=conditioning_of(cfg), degradation=params, seed=cfg.seed, clamp=(-1, 1))
+        restored = result.x if cfg.strategy != "noise" else result.x_hat  # Noise-I2SB: x̂ (no denoiser yet)
+        rows = torch.stack([y, restored.to(y.dtype), x], dim=1).flatten(0, 1)  # LQ | EMA restored | HQ per row
+        grid = make_grid((rows.float().cpu().clamp(-1, 1) + 1) / 2, nrow=3, padding=2)
+        self.writer.add_image("preview/lq_restored_hq", grid, state.step)
+        (self.run_dir / "grids").mkdir(exist_ok=True)
+        save_image(grid, self.run_dir / "grids" / f"step_{state.step:09d}.png")
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg, resume = resolve(argv)
+    device = dist.init(cfg.device)
+    try:
+        dataset = ImageFolder(cfg.data, cfg.image_size)
+        run_dir = Path(cfg.run_dir)
+        start = 0
+        if resume and (ckpt := latest_checkpoint(run_dir)) is not None:
+            start = int(ckpt.name.split("-")[1].split(".")[0])
+        if dist.is_main():
+            save_config(cfg, run_dir / "config.yaml")
+            dist.print0(f"{cfg.variant}: {cfg.strategy} hashing, condition {cfg.conditioning}, net {cfg.net} at "
+                        f"{cfg.image_size}², {len(dataset)} images, world {dist.world_size()} on {device}, "
+                        f"global batch {cfg.batch_size} = {dist.world_size()} ranks × {cfg.grad_accum} rounds × "
+                        f"{cfg.batch_size // max(1, dist.world_size() * cfg.grad_accum)}")
+        monitor = Monitor(cfg, dataset, run_dir, start)
+        callback_every = math.gcd(cfg.log_every, cfg.image_every)
+        pair_fn = degrade_pair_fn(degrade_fn_of(cfg), strategy_of(cfg), conditioning_of(cfg))
+        result = training_loop(
+            model=network_of(cfg), dataset=dataset, pair_fn=pair_fn, schedule=schedule_of(cfg), ot_ode=cfg.ot_ode,
+            total_steps=cfg.total_steps, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum, lr=cfg.lr,
+            lr_warmup_steps=cfg.lr_warmup_steps, grad_clip=cfg.grad_clip, ema_decay=cfg.ema_decay, bf16=cfg.bf16,
+            seed=cfg.seed, device=str(device), num_workers=cfg.num_workers, run_dir=run_dir, resume=resume,
+            checkpoint_every=cfg.checkpoint_every, keep_checkpoints=cfg.keep_checkpoints, log_every=cfg.log_every,
+            progress=cfg.variant if cfg.progress else False, callback=monitor, callback_every=callback_every,
+            config=cfg.as_dict(), fingerprint={"variant": cfg.variant})  # another variant's run_dir is refused
+        if monitor.writer is not None:
+            monitor.writer.close()
+        skipped = monitor.dataset.skipped()
+        dist.print0(f"done: {result.steps} steps, {result.samples_seen} samples, last loss "
+                    f"{result.losses[-1]:.4g}; {len(skipped)} unreadable file(s) skipped on rank 0; run in {run_dir}")
+    finally:
+        dist.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

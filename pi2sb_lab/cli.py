@@ -1,0 +1,59 @@
+"""Argument types and checks shared by the command-line drivers (``toy/``, ``full/``, ``bench/``).
+
+A bad value on the command line gets argparse's own answer: a usage line and
+``error: argument --flag: <what is allowed>; got <value>``, exit code 2, no
+traceback — and the check runs before anything is written, so no folder is left
+behind. The type functions raise ``argparse.ArgumentTypeError`` (whose message
+argparse prints as it is); :func:`check_out_dir` is called on the parsed value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Callable
+
+
+def int_at_least(low: int, *, high: int | None = None, what: str = "") -> Callable[[str], int]:
+    """An argparse ``type``: an integer in ``[low, high]`` (``what`` says what it counts)."""
+    span = f">= {low}" if high is None else f"in [{low}, {high}]"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be an integer {span}{what}; got {text!r}")
+        return value
+
+    parse.__name__ = f"int {span}"
+    return parse
+
+
+def check_out_dir(parser: argparse.ArgumentParser, path: Path, flag: str = "--out") -> Path:
+    """Refuse (``parser.error``, exit 2) an output folder that cannot be one: an existing file, or a
+    path whose nearest existing ancestor is not a writable folder. Creates nothing."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        parser.error(f"argument {flag}: {path} exists and is not a folder")
+    ancestor = path
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        parser.error(f"argument {flag}: {path} cannot be created: {ancestor} is not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        parser.error(f"argument {flag}: {path} cannot be written: no write permission in {ancestor}")
+    return path
+
+
+def make_out_dir(parser: argparse.ArgumentParser, path: Path, flag: str = "--out") -> Path:
+    """:func:`check_out_dir`, then create the folder; an ``OSError`` (read-only file system, a
+    permission that ``os.access`` does not see, e.g. as root on /proc) becomes ``parser.error``."""
+    check_out_dir(parser, path, flag)
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        parser.error(f"argument {flag}: cannot create {path}: {err.strerror or err}")
+    return Path(path)

@@ -1,0 +1,235 @@
+"""Tests that can see the failures they guard: each check below once passed on a broken implementation.
+
+Every case plants a deliberately broken implementation (a mutant: NaN, a zero or identity map, a sign
+flip, a step that is right only where it ends) with ``monkeypatch`` and runs the *original* test
+function against it; the test must now fail. The earlier versions of these tests passed on these
+mutants (``max(worst, err)`` drops NaN; σ² compared with itself; a sampler's last step lands on X0
+whatever came before; the x0 parameterization returned before its restoration check).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+import test_bridge
+import test_counterexample
+import test_degrade
+import test_objective
+import test_sampler
+import test_schedule
+from conftest import check_exact
+from pi2sb_lab import _degrade_ops, bridge, parameterization, sampler
+from pi2sb_lab.schedule import SymmetricSchedule
+
+
+def must_fail(test, *args, **kwargs) -> str:
+    """Run an original test function; it must fail (an AssertionError). Returns its message."""
+    with pytest.raises(AssertionError) as info:
+        test(*args, **kwargs)
+    return str(info.value)
+
+
+def exact(err, tol=1e-10, what=""):
+    """The ``exact`` fixture without the recording (the mutant runs are not real measurements)."""
+    check_exact(err, tol, what)
+
+
+def nan_at_one_entry(x: torch.Tensor) -> torch.Tensor:
+    x = x.clone()
+    x.view(-1)[x.numel() // 2] = float("nan")
+    return x
+
+
+def test_exact_itself_fails_on_nan():
+    assert "1 of 3 errors are NaN/inf" in must_fail(check_exact, [0.0, float("nan"), 1e-12])
+    assert "largest error" in must_fail(check_exact, [0.0, 1.0])
+
+
+def test_ddpm_recursion_check_rejects_a_nan_step(monkeypatch):
+    real = bridge._step_posterior
+
+    def nan_std(*args):
+        mean, std = real(*args)
+        return bridge.StepPosterior(mean, nan_at_one_entry(std) if std.numel() > 1 else std * float("nan"))
+
+    monkeypatch.setattr(bridge, "_step_posterior", nan_std)
+    message = must_fail(test_bridge.test_ddpm_recursion_keeps_the_bridge_marginals, SymmetricSchedule(), "uniform",
+                        3, exact)
+    assert "NaN" in message
+
+
+def test_ot_velocity_check_rejects_a_nan_velocity(monkeypatch):
+    monkeypatch.setattr(test_bridge, "ot_velocity", lambda *a: torch.full((1, 2), float("nan"), dtype=torch.float64))
+    assert "NaN" in must_fail(test_bridge.test_ot_velocity_is_the_time_derivative_of_the_posterior_mean,
+                              SymmetricSchedule(), exact)
+
+
+def test_karras_coefficient_check_rejects_a_nan_coefficient(monkeypatch):
+    real = parameterization.KarrasParam._coefficients
+
+    def nan_c_out(self, t):
+        c_in, c_skip, c_out = real(self, t)
+        return c_in, c_skip, c_out * float("nan") if float(t) > 0.5 else c_out
+
+    monkeypatch.setattr(parameterization.KarrasParam, "_coefficients", nan_c_out)
+    assert "NaN" in must_fail(test_objective.test_karras_coefficients_against_covariance_algebra, exact)
+
+
+@pytest.mark.parametrize("mutant", ["sign flip", "zero map", "identity"])
+def test_x0_parameterization_restoration_is_checked(monkeypatch, mutant):
+    """The x0 case returned before its restoration check: a sampler giving −X0, zeros or the degraded
+    input back passed it."""
+    if mutant == "sign flip":
+        monkeypatch.setattr(parameterization.X0Param, "_pred_x0",
+                            lambda self, x_t, t, cond=None: -self._net(x_t, t, cond))
+    else:
+        def fake_sample(model, x1, *args, **kwargs):
+            x0 = torch.zeros_like(x1) if mutant == "zero map" else x1.clone()
+            return sampler.SampleResult(x0=x0, trajectory=torch.stack([x1, x0]), pred_x0=x0[None], times=torch.ones(2))
+
+        monkeypatch.setattr(test_objective, "sample", fake_sample)
+    assert "x0: median restoration error" in must_fail(test_objective.test_loss_trains_a_small_mlp_on_a_2d_toy, "x0")
+
+
+def test_fused_blur_check_rejects_a_nan_pixel(monkeypatch):
+    real = _degrade_ops.blur_resize_isotropic
+    monkeypatch.setattr(_degrade_ops, "blur_resize_isotropic", lambda *a: nan_at_one_entry(real(*a)))
+    assert "NaN" in must_fail(test_degrade.test_fused_iso_blur_resize_equals_fft_blur_then_resize, (16, 24), exact)
+
+
+def test_grid_independence_check_rejects_another_schedule(monkeypatch):
+    """The old check compared σ² with itself at bit-identical times: any schedule passed it, the 2t-slope
+    one of an earlier version included."""
+    def ramp_2t(self, t):
+        a = self.beta_min**0.5
+        return a + 2 * t * (self.beta_max**0.5 - a), a
+
+    monkeypatch.setattr(SymmetricSchedule, "_ramp", ramp_2t)
+    must_fail(test_schedule.test_schedule_shape_does_not_depend_on_the_grid)
+
+
+def test_quadrature_check_rejects_a_nan_sigma_bar(monkeypatch):
+    real = SymmetricSchedule._sigma_bar2
+    monkeypatch.setattr(SymmetricSchedule, "_sigma_bar2", lambda self, t: nan_at_one_entry(real(self, t)))
+    assert "NaN" in must_fail(test_schedule.test_symmetric_schedule_matches_quadrature, 0.1, 0.3, exact)
+
+
+@pytest.mark.parametrize("ot_ode", [False, True])
+def test_oracle_sampler_check_sees_the_intermediate_states(monkeypatch, ot_ode):
+    """A step that is right only where it ends (s = 0, where std = 0) and off everywhere before: the
+    oracle's estimate is X0 at any state, so the endpoint alone could not tell."""
+    real = sampler._step_posterior
+
+    def off_until_the_end(schedule, x0, x_t, t, s):
+        mean, std = real(schedule, x0, x_t, t, s)
+        return bridge.StepPosterior(mean + 3 * std, std)
+
+    monkeypatch.setattr(sampler, "_step_posterior", off_until_the_end)
+    message = must_fail(test_sampler.test_oracle_sampler_returns_x0, 7, ot_ode, "quadratic", exact)
+    assert ("intermediate states" in message) if ot_ode else ("standardized states" in message)
+
+
+def test_oracle_sde_check_sees_too_much_noise(monkeypatch):
+    real = sampler.randn_like
+    monkeypatch.setattr(sampler, "randn_like", lambda x, g=None: 3 * real(x, g))
+    assert "variance per step" in must_fail(test_sampler.test_oracle_sampler_returns_x0, 7, False, "uniform", exact)
+
+
+MAPS = {"zero map": lambda s: torch.zeros_like(s), "constant map": lambda s: torch.full_like(s, 5.0),
+        "identity": lambda s: s.clone()}
+
+
+@pytest.mark.parametrize("mutant", list(MAPS))
+def test_forward_flow_bound_rejects_trivial_maps(monkeypatch, mutant):
+    """`flow.mse >= forced.mse` holds for every map; the check must also see where the flow lands."""
+    monkeypatch.setattr(test_counterexample, "oracle_forward_map", lambda *a, **k: MAPS[mutant])
+    gen = torch.Generator().manual_seed(1234)
+    assert "outside their partners' hull" in must_fail(
+        test_counterexample.test_forced_error_is_the_partner_spread_for_any_partners, 3, gen, exact)
+
+
+@pytest.mark.parametrize("mutant", list(MAPS))
+def test_shared_partner_floor_rejects_trivial_maps(monkeypatch, mutant):
+    monkeypatch.setattr(test_counterexample, "oracle_restoring_map", lambda *a, **k: MAPS[mutant])
+    gen = torch.Generator().manual_seed(1234)
+    assert "restores a clean point" in must_fail(
+        test_counterexample.test_clean_points_sharing_a_partner_leave_the_same_floor_for_every_strategy, gen, exact)
+
+
+@pytest.mark.parametrize("mutant", list(MAPS))
+def test_learned_forward_bound_rejects_trivial_maps(monkeypatch, mutant):
+    monkeypatch.setattr(test_counterexample, "fit_bridge", lambda *a, **k: None)  # no training: the map is planted
+    monkeypatch.setattr(test_counterexample, "sample_bridge",
+                        lambda model, s: sampler.SampleResult(MAPS[mutant](s), s[None], s[None], torch.ones(1)))
+    assert "learned forward flow ends" in must_fail(test_counterexample.test_learned_models_forward_stuck_restoring_fine)
+
+
+# --------------------------------------------------------------------------- notebook checks
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def run_notebook(name: str, params: dict, tmp_path, monkeypatch) -> dict:
+    """Execute a notebook's code cells in this process (so that monkeypatched library code is what it
+    imports), with ``params`` injected after its parameters cell, as papermill does. Returns its names."""
+    import jupytext
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setattr(plt, "show", lambda *a, **k: None)
+    monkeypatch.chdir(NOTEBOOKS)
+    namespace = {"__name__": "__main__"}
+    params = {"INTERACTIVE": False, "OUTPUT_DIR": str(tmp_path / "out"), **params}
+    try:
+        for cell in jupytext.read(NOTEBOOKS / name).cells:
+            if cell.cell_type == "code":
+                exec(compile(cell.source, name, "exec"), namespace)
+                if "parameters" in cell.metadata.get("tags", []):
+                    namespace.update(params)
+    finally:
+        plt.close("all")
+    return namespace
+
+
+def test_notebook_01_z_scores_reject_a_nan_reference(monkeypatch, tmp_path):
+    """The z-scores were max(worst, z): an all-NaN posterior (the reference itself) passed, and the last
+    step lands on X0 whatever it is."""
+    real = bridge.posterior
+    monkeypatch.setattr(bridge, "posterior", lambda sched, t: dataclasses.replace(
+        real(sched, t), var=real(sched, t).var * float("nan")))
+    with pytest.raises(AssertionError, match="NaN/inf z-scores"):
+        run_notebook("01_dirac_pair_bridge.py", {"N_PATHS": 300, "NFE": 8}, tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("mutant", list(MAPS))
+def test_notebook_02_restoring_floor_rejects_trivial_maps(monkeypatch, mutant, tmp_path):
+    import pi2sb_lab.counterexample as counterexample
+
+    real = counterexample.oracle_restoring_map
+    # Planted only where clean points share partners (4 pairs); the one-x case (2 pairs) stays perfect.
+    monkeypatch.setattr(counterexample, "oracle_restoring_map",
+                        lambda x_hat, *a, **k: MAPS[mutant] if x_hat.shape[0] == 4 else real(x_hat, *a, **k))
+    with pytest.raises(AssertionError, match="shared-partner restoring error .* is not twice the floor"):
+        run_notebook("02_corollary_4_2.py", {"STEPS": 5, "NFE": 10}, tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("mutant", list(MAPS))
+def test_notebook_02_learned_forward_bound_rejects_trivial_maps(monkeypatch, mutant, tmp_path):
+    import pi2sb_lab.experiments.twod as twod
+
+    monkeypatch.setattr(twod, "learned_map", lambda *a, **k: MAPS[mutant])  # no training: the map is planted
+    with pytest.raises(AssertionError, match="learned forward flow ends"):
+        run_notebook("02_corollary_4_2.py", {"STEPS": 5, "NFE": 10}, tmp_path, monkeypatch)
+
+
+def test_mutants_are_undone():
+    """monkeypatch restored everything: the originals pass again (a cheap one of each kind)."""
+    test_sampler.test_oracle_sampler_returns_x0(7, True, "quadratic", exact)
+    test_schedule.test_schedule_shape_does_not_depend_on_the_grid()
+    assert dataclasses.is_dataclass(sampler.SampleResult)
