@@ -57,6 +57,14 @@ def test_bad_arguments_say_what_is_accepted(args, message, tmp_path, capsys):
     assert not (tmp_path / "run").exists(), "a refused command must leave nothing behind"
 
 
+def test_an_output_path_that_is_a_file_is_refused(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(SystemExit) as exit_info:
+        _driver().main(["budget", "--quick", "--out", str(blocker)])
+    assert exit_info.value.code == 2 and "exists and is not a folder" in capsys.readouterr().err
+
+
 def test_a_refused_command_exits_2_without_traceback(tmp_path):
     proc = run("odedit", "--t0s", "1.5", "--out", str(tmp_path / "run"))
     assert proc.returncode == 2 and "t0s must lie in (0, 1]" in proc.stderr and "Traceback" not in proc.stderr

@@ -32,6 +32,7 @@ _START = time.perf_counter()
 
 import torch  # noqa: E402
 
+from pi2sb_lab.cli import check_out_dir, int_at_least, make_out_dir  # noqa: E402
 from pi2sb_lab.notebook import resolve_device  # noqa: E402
 from pi2sb_lab.viz import savefig  # noqa: E402
 
@@ -49,14 +50,7 @@ def seed_value(text: str) -> int:
     return seed
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1; got {text!r}")
-    return value
+positive_int = int_at_least(1)
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -329,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--seeds must not repeat a seed; got {args.seeds}")
     if args.workers is None:
         args.workers = 1 if args.quick else len(os.sched_getaffinity(0))
+    out = args.out or Path("runs") / time.strftime(f"{args.study}-%Y%m%d-%H%M%S")
+    check_out_dir(parser, out)
     try:
         args.device = resolve_device(args.device)
         study = args.prepare(args)  # checks every setting before anything is trained
@@ -336,8 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err).replace("parameter DEVICE", "--device"))
     if args.device.type == "cpu":
         torch.set_num_threads(args.threads)
-    out = args.out or Path("runs") / time.strftime(f"{args.study}-%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
+    make_out_dir(parser, out)
     command = "python toy/baselines.py " + " ".join(sys.argv[1:] if argv is None else argv)
     print(f"run folder {out}; device {args.device}; seeds {args.seeds}", flush=True)
     report, data, figures = study(out, progress=not args.no_progress)
