@@ -6,5 +6,8 @@ package (``tests/test_layout.py`` checks the import graph).
 
 - ``twod``, ``twod_ablation``: the blind 2D problem (notebooks 02–04, ``toy/twod.py``);
 - ``mnist``, ``mnist_eval``, ``mnist_ablation``, ``mnist_report``: P-I2SB's MNIST
-  study (notebook 05, ``toy/mnist.py`` = ``make demo``).
+  study (notebook 05, ``toy/mnist.py`` = ``make demo``);
+- ``baselines``, ``baselines_report``, ``corruptions``, ``editing``, ``budget``,
+  ``studies_report``, ``cells``: the diffusion baselines and the papers' other claims
+  (notebook 06, ``toy/baselines.py``).
 """
