@@ -228,6 +228,42 @@ def test_notebook_02_learned_forward_bound_rejects_trivial_maps(monkeypatch, mut
         run_notebook("02_corollary_4_2.py", {"STEPS": 5, "NFE": 10}, tmp_path, monkeypatch)
 
 
+# Notebook 05 at the suite's settings (tests/notebooks/05_mnist_pseudo_hashing.json), one LQ-conditioned variant.
+NB05 = {"STEPS": 20, "HELPER_STEPS": 60, "TRAIN_SIZE": 256, "N_EVAL": 16, "NFE": 5, "VARIANTS": ["b-lq"]}
+
+
+def test_notebook_05_trajectory_check_sees_the_intermediate_steps(monkeypatch, tmp_path):
+    """Its oracle-style checks were true by construction at the last step (std = 0 there); a sampler that
+    is off by three standard deviations at every step before must now fail."""
+    real = sampler._step_posterior
+
+    def off_until_the_end(schedule, x0, x_t, t, s):
+        mean, std = real(schedule, x0, x_t, t, s)
+        return bridge.StepPosterior(mean + 3 * std, std)
+
+    monkeypatch.setattr(sampler, "_step_posterior", off_until_the_end)
+    with pytest.raises(AssertionError, match="is not I2SB's DDPM step"):
+        run_notebook("05_mnist_pseudo_hashing.py", NB05, tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("mutant", ["zero map", "constant map"])
+def test_notebook_05_quality_check_rejects_restorations_that_ignore_y(monkeypatch, mutant, tmp_path):
+    """Its only quality assert (> 1 dB over the input) never ran at the suite's settings; the one that now
+    runs at every setting (better than the mean digit) must reject a restoration that ignores y.
+    Planted only in the multi-digit evaluation, so the single-digit trajectory checks still pass."""
+    from pi2sb_lab.experiments import mnist_eval
+
+    real = mnist_eval.restore_variant
+
+    def ignores_y(tv, y, *args, **kwargs):
+        out = real(tv, y, *args, **kwargs)
+        return out if y.shape[0] == 1 else dataclasses.replace(out, x=MAPS[mutant](out.x).clamp(-1, 1))
+
+    monkeypatch.setattr(mnist_eval, "restore_variant", ignores_y)
+    with pytest.raises(AssertionError, match="no better than the mean digit"):
+        run_notebook("05_mnist_pseudo_hashing.py", NB05, tmp_path, monkeypatch)
+
+
 def test_mutants_are_undone():
     """monkeypatch restored everything: the originals pass again (a cheap one of each kind)."""
     test_sampler.test_oracle_sampler_returns_x0(7, True, "quadratic", exact)
