@@ -111,21 +111,27 @@ def filter2d_per_sample(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     """Convolve sample b of ``x`` (B, C, H, W) with ``kernels[b]`` (B, k, k), mirror-padded; same shape out.
 
     Done in the Fourier domain: a 41×41 kernel at 512² costs 1,681 multiply-adds
-    per pixel directly but ~100 through the FFT, and the per-sample kernels batch
-    into one call. The image is mirror-padded by k//2 first, so the circular wrap
+    per pixel directly but ~100 through the FFT, and on a GPU the per-sample kernels
+    batch into one call. The image is mirror-padded by k//2 first, so the circular wrap
     of the FFT only touches the padding, never the H×W output.
     """
     B, C, H, W = x.shape
     k = kernels.shape[-1]
     p = k // 2
-    padded = pad_reflect(x, p)
     fh, fw = _smooth_size(H + 2 * p), _smooth_size(W + 2 * p)
-    # The FFT product is the linear convolution as long as fh, fw ≥ H + 2p; with the kernel
-    # at [0, k) instead of centred, pixel (i, j) of the input lands at (i + 2p, j + 2p).
-    spectrum = torch.fft.rfft2(padded, s=(fh, fw))
-    spectrum *= torch.fft.rfft2(kernels.to(x.dtype), s=(fh, fw))[:, None]
-    out = torch.fft.irfft2(spectrum, s=(fh, fw))
-    return out[..., 2 * p : 2 * p + H, 2 * p : 2 * p + W]
+    # On a CPU in chunks whose spectrum stays in cache (~4 MB: one 512² colour image, hundreds of
+    # digits); at 512², 8 samples in one call cost 3× as much per sample. A GPU wants the whole batch.
+    spectrum_bytes = C * fh * (fw // 2 + 1) * 2 * x.element_size()
+    step = max(1, (4 << 20) // spectrum_bytes) if x.device.type == "cpu" else B
+    out = torch.empty_like(x)
+    for start in range(0, B, step):
+        rows = slice(start, start + step)
+        # The FFT product is the linear convolution as long as fh, fw ≥ H + 2p; with the kernel
+        # at [0, k) instead of centred, pixel (i, j) of the input lands at (i + 2p, j + 2p).
+        spectrum = torch.fft.rfft2(pad_reflect(x[rows], p), s=(fh, fw))
+        spectrum *= torch.fft.rfft2(kernels[rows].to(x.dtype), s=(fh, fw))[:, None]
+        out[rows] = torch.fft.irfft2(spectrum, s=(fh, fw))[..., 2 * p : 2 * p + H, 2 * p : 2 * p + W]
+    return out
 
 
 def blur_resize_matrix(n_in: int, n_out: int, taps: torch.Tensor) -> torch.Tensor:
@@ -189,6 +195,11 @@ def resize_bilinear(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """cv2.INTER_LINEAR's resampling (half-pixel centres, no antialiasing, as GFPGAN's pipeline uses)."""
     if tuple(x.shape[-2:]) == tuple(size):
         return x
+    if x.device.type == "cpu" and x.shape[1] > 1:
+        # torch's CPU kernel vectorizes over the channels only in channels-last layout: the same
+        # numbers, 3-4× faster for a 512² colour image, conversions included.
+        x = x.contiguous(memory_format=torch.channels_last)
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=False).contiguous()
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=False)
 
 
