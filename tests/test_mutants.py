@@ -118,16 +118,19 @@ def test_quadrature_check_rejects_a_nan_sigma_bar(monkeypatch):
     assert "NaN" in must_fail(test_schedule.test_symmetric_schedule_matches_quadrature, 0.1, 0.3, exact)
 
 
+def off_until_the_end(schedule, x0, x_t, t, s):
+    """A sampler step three standard deviations off everywhere but at s = 0, where std = 0."""
+    mean, std = _real_step_posterior(schedule, x0, x_t, t, s)
+    return bridge.StepPosterior(mean + 3 * std, std)
+
+
+_real_step_posterior = sampler._step_posterior
+
+
 @pytest.mark.parametrize("ot_ode", [False, True])
 def test_oracle_sampler_check_sees_the_intermediate_states(monkeypatch, ot_ode):
     """A step that is right only where it ends (s = 0, where std = 0) and off everywhere before: the
     oracle's estimate is X0 at any state, so the endpoint alone could not tell."""
-    real = sampler._step_posterior
-
-    def off_until_the_end(schedule, x0, x_t, t, s):
-        mean, std = real(schedule, x0, x_t, t, s)
-        return bridge.StepPosterior(mean + 3 * std, std)
-
     monkeypatch.setattr(sampler, "_step_posterior", off_until_the_end)
     message = must_fail(test_sampler.test_oracle_sampler_returns_x0, 7, ot_ode, "quadratic", exact)
     assert ("intermediate states" in message) if ot_ode else ("standardized states" in message)
@@ -235,12 +238,6 @@ NB05 = {"STEPS": 20, "HELPER_STEPS": 60, "TRAIN_SIZE": 256, "N_EVAL": 16, "NFE":
 def test_notebook_05_trajectory_check_sees_the_intermediate_steps(monkeypatch, tmp_path):
     """Its oracle-style checks were true by construction at the last step (std = 0 there); a sampler that
     is off by three standard deviations at every step before must now fail."""
-    real = sampler._step_posterior
-
-    def off_until_the_end(schedule, x0, x_t, t, s):
-        mean, std = real(schedule, x0, x_t, t, s)
-        return bridge.StepPosterior(mean + 3 * std, std)
-
     monkeypatch.setattr(sampler, "_step_posterior", off_until_the_end)
     with pytest.raises(AssertionError, match="is not I2SB's DDPM step"):
         run_notebook("05_mnist_pseudo_hashing.py", NB05, tmp_path, monkeypatch)
