@@ -9,6 +9,8 @@ from pi2sb_lab.conditioning import Conditioning, get_conditioning
 from pi2sb_lab.data.images import to_float
 from pi2sb_lab.degrade import degrade, get_preset
 from pi2sb_lab.hashing import PseudoHash, get_strategy
+from pi2sb_lab.nets import seeded
+from pi2sb_lab.nets.estimator import DegradationEstimator
 from pi2sb_lab.nets.unet import UNet
 from pi2sb_lab.schedule import SymmetricSchedule
 
@@ -41,6 +43,12 @@ def network_of(cfg: FullConfig) -> UNet:
         return UNet.from_config(cfg.net, in_channels=channels, out_channels=channels, image_size=cfg.image_size,
                                 use_checkpoint=cfg.use_checkpoint,
                                 **conditioning_of(cfg).unet_kwargs(IMAGE_CHANNELS))
+
+
+def estimator_of(cfg: FullConfig) -> DegradationEstimator:
+    """The degradation estimator (``model: estimator``): an LQ face → eq. 19's vector in [0, 1], the ``da``
+    condition of Table 3 (c)–(f) when the true draw is unknown (real-world faces). From ``cfg.seed``."""
+    return seeded(lambda: DegradationEstimator(IMAGE_CHANNELS, cfg.estimator_width), cfg.seed, "cpu")
 
 
 def degrade_fn_of(cfg: FullConfig):

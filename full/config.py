@@ -34,6 +34,7 @@ __all__ = ["ConfigError", "FullConfig", "CONFIG_DIR", "load_config", "parse_over
            "config_from_dict"]
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+MODELS = ("bridge", "estimator")
 
 
 class ConfigError(ValueError):
@@ -52,6 +53,9 @@ class FullConfig:
     strategy: str = "cat"                # pseudo-hashing of eq. 11/18: origin | cat | res | noise
     conditioning: str = "lq+da"          # Table 3's condition: none | lq | lq+da
     noise_level: float = 0.05            # Noise-I2SB's λ (images in [-1, 1])
+    # --- what is trained: the bridge, or the degradation estimator that gives (c)–(f) their da at test time
+    model: str = "bridge"                # bridge | estimator (y → eq. 19's parameter vector)
+    estimator_width: int = 32            # the estimator's first-layer channels (a multiple of 8)
     # --- network and bridge
     net: str = "adm512"                  # a named UNet config (pi2sb_lab.nets.unet.CONFIGS)
     use_checkpoint: bool = False         # gradient checkpointing in the U-Net (less memory, ~30 % slower)
@@ -80,7 +84,7 @@ class FullConfig:
     progress: bool = True                # progress bar on rank 0
 
     def __post_init__(self) -> None:
-        choices = {"strategy": sorted(STRATEGIES), "conditioning": list(CONDITIONINGS),
+        choices = {"model": list(MODELS), "strategy": sorted(STRATEGIES), "conditioning": list(CONDITIONINGS),
                    "net": sorted(UNET_CONFIGS), "degradation": sorted(PRESETS)}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
@@ -90,6 +94,8 @@ class FullConfig:
         for key in positive:
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key}={getattr(self, key)!r} must be >= 1")
+        if self.estimator_width < 8 or self.estimator_width % 8:  # its GroupNorm has 8 groups
+            raise ConfigError(f"estimator_width={self.estimator_width!r} must be a positive multiple of 8")
         for key in ("num_workers", "lr_warmup_steps", "seed", "noise_level"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key}={getattr(self, key)!r} must be >= 0")

@@ -1,7 +1,7 @@
 """Restore a folder of degraded faces with a trained P-I2SB checkpoint (P-I2SB Alg. 2): PNGs out.
 
     python full/restore.py runs/e-cat runs/celeba-test/lq runs/e-cat/restored --params runs/celeba-test/params
-    python full/restore.py runs/e-cat/checkpoint-000040000.pt faces/ out/ --nfe 10 --ot-ode
+    python full/restore.py runs/e-cat/checkpoint-000040000.pt faces/ out/ --nfe 10 --ot-ode --estimator runs/est
     torchrun --nproc_per_node 8 full/restore.py runs/e-cat LQ_DIR OUT_DIR      # files sharded over ranks
 
 CHECKPOINT is a checkpoint file or a run folder (its latest checkpoint); the network is
@@ -10,8 +10,9 @@ Each input (PNG/JPEG, a folder or a zip, resized to the model's size) becomes
 OUT/NAME.png: ŷ = endpoint(y) → --nfe sampler steps (the OT-ODE with --ot-ode) →
 decode (eq. 18). Models trained with the degradation-aware condition (``da``) need
 each input's eq. 19 vector: --params DIR holds make_testset.py's NAME.json files
-(no 512² degradation estimator is shipped yet). Noise-I2SB has no 512² denoiser
-yet: its x̂ is written as it is, and restore.json says so.
+(the true draws of a synthetic test set), or --estimator RUN predicts them from the
+LQ image (a run of `full/train.py estimator`, EMA weights; for real-world faces).
+Noise-I2SB has no 512² denoiser yet: its x̂ is written as it is, and restore.json says so.
 
 A rerun skips the inputs whose PNG exists (files are written atomically, so an
 existing one is complete); unreadable inputs are skipped and listed in
@@ -33,7 +34,7 @@ import torch  # noqa: E402
 import torch.distributed as torch_dist  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from full.common import conditioning_of, network_of, schedule_of, strategy_of  # noqa: E402
+from full.common import conditioning_of, estimator_of, network_of, schedule_of, strategy_of  # noqa: E402
 from full.config import ConfigError, config_from_dict  # noqa: E402
 from pi2sb_lab import dist  # noqa: E402
 from pi2sb_lab.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint  # noqa: E402
@@ -55,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=4, help="images per sampler batch per rank (default 4)")
     parser.add_argument("--weights", choices=("ema", "model"), default="ema", help="EMA (default) or raw weights")
     parser.add_argument("--params", type=Path, help="folder of NAME.json eq. 19 draws (make_testset.py's params/)")
+    parser.add_argument("--estimator", type=Path,
+                        help="a `full/train.py estimator` run folder or checkpoint: predicts the da vectors")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda:LOCAL_RANK when available)")
     return parser
 
@@ -66,29 +69,24 @@ def check_args(parser, args):
             parser.error(f"--{name.replace('_', '-')} must be >= 1; got {getattr(args, name)}")
     if args.seed < 0:
         parser.error(f"--seed must be >= 0; got {args.seed}")
-    path = args.checkpoint
-    if path.is_dir():
-        path = latest_checkpoint(path)
-        if path is None:
-            parser.error(f"no checkpoint-*.pt in the run folder {str(args.checkpoint)!r}")
+    ckpt, cfg = read_full_checkpoint(parser, args.checkpoint, "bridge")
     if not args.input.exists():
         parser.error(f"input {str(args.input)!r} does not exist")
     inp, out = args.input.resolve(), args.out.resolve()
     if out == inp or inp in out.parents:
         parser.error(f"output folder {str(args.out)!r} is the input folder or inside it; choose another")
-    try:
-        ckpt = load_checkpoint(path, map_location="cpu")
-        cfg = config_from_dict(ckpt.config.get("extra") or {}, f"{path} config")
-    except (FileNotFoundError, CheckpointError, ConfigError) as err:
-        parser.error(f"checkpoint {str(path)!r}: {err}")
-    if not (ckpt.config.get("extra") or {}).get("net"):
-        parser.error(f"checkpoint {str(path)!r} was not written by full/train.py (no full config inside)")
-    if conditioning_of(cfg).da and args.params is None:
+    if conditioning_of(cfg).da and (args.params is None) == (args.estimator is None):
         parser.error(f"this checkpoint (variant {cfg.variant}, condition {cfg.conditioning}) needs each input's "
-                     "eq. 19 vector: give --params DIR (make_testset.py's params/); no 512² degradation estimator "
-                     "is shipped yet")
+                     "eq. 19 vector: give either --params DIR (make_testset.py's params/: the true draws) or "
+                     "--estimator RUN (a `full/train.py estimator` run: predicted from y)")
     if args.params is not None and not args.params.is_dir():
         parser.error(f"--params {str(args.params)!r} is not a folder")
+    if args.estimator is not None:
+        est, est_cfg = read_full_checkpoint(parser, args.estimator, "estimator")
+        if est_cfg.image_size != cfg.image_size:
+            parser.error(f"--estimator {str(args.estimator)!r} was trained at {est_cfg.image_size}², the bridge at "
+                         f"{cfg.image_size}²")
+        args.estimator = (est, est_cfg)
     try:
         files = ImageFiles(args.input, cfg.image_size)
     except ValueError as err:
@@ -96,6 +94,27 @@ def check_args(parser, args):
     if len(files) == 0:
         parser.error(f"no PNG/JPEG images in {str(args.input)!r}")
     return ckpt, cfg, files
+
+
+def read_full_checkpoint(parser, path: Path, model: str):
+    """The checkpoint at ``path`` (a file, or a run folder's latest) and its full config, which must be of a
+    ``model`` run ("bridge" or "estimator"); argparse errors otherwise."""
+    given = path
+    if path.is_dir():
+        path = latest_checkpoint(path)
+        if path is None:
+            parser.error(f"no checkpoint-*.pt in the run folder {str(given)!r}")
+    try:
+        ckpt = load_checkpoint(path, map_location="cpu")
+        cfg = config_from_dict(ckpt.config.get("extra") or {}, f"{path} config")
+    except (FileNotFoundError, CheckpointError, ConfigError) as err:
+        parser.error(f"checkpoint {str(path)!r}: {err}")
+    if not (ckpt.config.get("extra") or {}).get("net"):
+        parser.error(f"checkpoint {str(path)!r} was not written by full/train.py (no full config inside)")
+    if cfg.model != model:
+        parser.error(f"checkpoint {str(path)!r} is of model={cfg.model!r} (variant {cfg.variant}); "
+                     f"this needs model={model!r}")
+    return ckpt, cfg
 
 
 def load_model(ckpt, cfg, weights: str, device):
@@ -117,6 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     device = dist.init(args.device)
     try:
         model = load_model(ckpt, cfg, args.weights, device)
+        estimator = None
+        if args.estimator is not None:
+            est, est_cfg = args.estimator
+            estimator = estimator_of(est_cfg)
+            estimator.load_state_dict(est.parts["ema"]["model"])
+            estimator.to(device).eval()
         strategy, conditioning, schedule = strategy_of(cfg), conditioning_of(cfg), schedule_of(cfg)
         stems = [str(Path(n).with_suffix("")) for n in files.names]
         todo = [i for i, s in enumerate(stems) if not (args.out / f"{s}.png").exists()]
@@ -132,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             for i in mine[start:start + args.batch_size]:
                 try:
                     image = files.read(i)
-                    vector = params_vector(args.params, stems[i]) if conditioning.da else None
+                    vector = params_vector(args.params, stems[i]) if conditioning.da and estimator is None else None
                 except (ImageError, OSError, KeyError, ValueError) as err:
                     skipped.append(f"{files.names[i]}: {err}")
                     continue
@@ -141,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
                 vectors.append(vector)
             if batch:
                 y = to_float(torch.stack(images)).to(device)
-                degradation = torch.stack(vectors).to(device) if conditioning.da else None
+                degradation = None
+                if conditioning.da:
+                    degradation = estimator.predict(y) if estimator is not None else torch.stack(vectors).to(device)
                 result = restore(model, y, schedule, strategy, nfe=args.nfe, ot_ode=args.ot_ode,
                                  conditioning=conditioning, degradation=degradation,
                                  seed=sample_seed(args.seed, files.names[batch[0]]), clamp=(-1, 1))
@@ -163,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
             record = {"checkpoint": str(ckpt.path), "step": ckpt.step, "weights": args.weights, "nfe": args.nfe,
                       "ot_ode": args.ot_ode, "seed": args.seed, "variant": cfg.variant, "input": str(args.input),
                       "restored_now": done, "skipped": skipped,
+                      "da": None if not conditioning.da else (f"estimated by {args.estimator[0].path}"
+                                                               if estimator is not None else f"true, {args.params}"),
                       "decode": "x_hat (no 512² denoiser: eq. 18's Denoise not applied)" if cfg.strategy == "noise"
                       else f"eq. 18 ({cfg.strategy})"}
             (args.out / "restore.json").write_text(json.dumps(record, indent=1) + "\n")

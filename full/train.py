@@ -7,7 +7,8 @@
     python full/train.py e-cat data=/data/ffhq512 --resume          # continue the run in run_dir
 
 CONFIG is a YAML file or the name of one in full/configs/ (a-vanilla, b-lq, c-lq-da,
-d-noise, e-cat, f-res: P-I2SB Table 3; cat, res, noise: Fig. 3b), followed by any
+d-noise, e-cat, f-res: P-I2SB Table 3; cat, res, noise: Fig. 3b; estimator: the
+degradation estimator that full/restore.py --estimator uses for da models), followed by any
 key=value overrides (full/config.py lists the keys; the paper's hyper-parameters are the
 defaults). The resolved config is saved as run_dir/config.yaml.
 
@@ -16,7 +17,8 @@ gradient accumulation, bf16 autocast on CUDA, atomic checkpoints and exact resum
 step counter seeds every random stream, the eq. 19 draws included). The data are decoded
 to uint8 in DataLoader workers and degraded batched on the training device. TensorBoard
 (run_dir/tensorboard): loss, lr, grad norm, images/s, skipped files; every image_every
-steps a grid LQ | restored by the EMA model | HQ (also saved as run_dir/grids/*.png).
+steps a grid LQ | restored by the EMA model | HQ (also saved as run_dir/grids/*.png); for the
+estimator, the EMA model's mean absolute error of the vector on that fixed batch instead.
 """
 
 from __future__ import annotations
@@ -33,13 +35,14 @@ if __package__ in (None, ""):  # run as a script (python full/train.py, torchrun
 import torch  # noqa: E402
 import torch.distributed as torch_dist  # noqa: E402
 
-from full.common import conditioning_of, degrade_fn_of, network_of, schedule_of, strategy_of  # noqa: E402
+from full.common import (conditioning_of, degrade_fn_of, estimator_of, network_of, schedule_of,  # noqa: E402
+                         strategy_of)
 from full.config import ConfigError, FullConfig, load_config, save_config  # noqa: E402
 from pi2sb_lab import dist  # noqa: E402
 from pi2sb_lab.checkpoint import latest_checkpoint  # noqa: E402
 from pi2sb_lab.data.images import ImageFolder, to_float  # noqa: E402
 from pi2sb_lab.pipeline import degrade_pair_fn, restore  # noqa: E402
-from pi2sb_lab.train import TrainState, training_loop  # noqa: E402
+from pi2sb_lab.train import SupervisedObjective, TrainState, training_loop  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,12 +126,18 @@ class Monitor:
             names = [self.dataset.files.names[j] for j in flags.nonzero().flatten().tolist()]
             (self.run_dir / "skipped_files.txt").write_text("".join(n + "\n" for n in names))
         if step % self.cfg.image_every == 0 or step == self.cfg.total_steps:
-            self._grid(state)
+            self._grid(state) if self.cfg.model == "bridge" else self._estimator_error(state)
         w.flush()
 
     def _lr(self, step: int) -> float:
         warm = self.cfg.lr_warmup_steps
         return self.cfg.lr * (step + 1) / warm if warm and step < warm else self.cfg.lr
+
+    @torch.no_grad()
+    def _estimator_error(self, state: TrainState) -> None:
+        _, y, params = self.preview
+        error = (state.ema.predict(y.to(state.device)).cpu() - params).abs().mean()
+        self.writer.add_scalar("preview/param_mae", float(error), state.step)
 
     @torch.no_grad()
     def _grid(self, state: TrainState) -> None:
@@ -157,15 +166,24 @@ def main(argv: list[str] | None = None) -> int:
             start = int(ckpt.name.split("-")[1].split(".")[0])
         if dist.is_main():
             save_config(cfg, run_dir / "config.yaml")
-            dist.print0(f"{cfg.variant}: {cfg.strategy} hashing, condition {cfg.conditioning}, net {cfg.net} at "
+            what = (f"{cfg.strategy} hashing, condition {cfg.conditioning}, net {cfg.net}" if cfg.model == "bridge"
+                    else f"degradation estimator, width {cfg.estimator_width}")
+            dist.print0(f"{cfg.variant}: {what} at "
                         f"{cfg.image_size}², {len(dataset)} images, world {dist.world_size()} on {device}, "
                         f"global batch {cfg.batch_size} = {dist.world_size()} ranks × {cfg.grad_accum} rounds × "
                         f"{cfg.batch_size // max(1, dist.world_size() * cfg.grad_accum)}")
         monitor = Monitor(cfg, dataset, run_dir, start)
         callback_every = math.gcd(cfg.log_every, cfg.image_every)
-        pair_fn = degrade_pair_fn(degrade_fn_of(cfg), strategy_of(cfg), conditioning_of(cfg))
+        if cfg.model == "bridge":
+            pair_fn = degrade_pair_fn(degrade_fn_of(cfg), strategy_of(cfg), conditioning_of(cfg))
+            model, task = network_of(cfg), {"schedule": schedule_of(cfg), "ot_ode": cfg.ot_ode}
+        else:  # the estimator regresses the eq. 19 vector of each on-the-fly draw from its LQ image
+            degrade_fn = degrade_fn_of(cfg)
+            pair_fn = lambda x, generator: degrade_fn(x, generator)[1:]  # noqa: E731  (y, vector)
+            loss = SupervisedObjective(lambda m, y, vector: torch.nn.functional.mse_loss(m(y), vector), "estimator")
+            model, task = estimator_of(cfg), {"objective": loss}
         result = training_loop(
-            model=network_of(cfg), dataset=dataset, pair_fn=pair_fn, schedule=schedule_of(cfg), ot_ode=cfg.ot_ode,
+            model=model, dataset=dataset, pair_fn=pair_fn, **task,
             total_steps=cfg.total_steps, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum, lr=cfg.lr,
             lr_warmup_steps=cfg.lr_warmup_steps, grad_clip=cfg.grad_clip, ema_decay=cfg.ema_decay, bf16=cfg.bf16,
             seed=cfg.seed, device=str(device), num_workers=cfg.num_workers, run_dir=run_dir, resume=resume,

@@ -70,3 +70,13 @@ def test_saved_config_reloads_to_the_same_run(tmp_path):
     assert load_config(path) == cfg
     assert set(yaml.safe_load(path.read_text())) == {f.name for f in dataclasses.fields(FullConfig)}
     assert config_from_dict(cfg.as_dict()) == cfg
+
+
+def test_the_estimator_config_trains_the_estimator():
+    cfg = load_config("estimator")
+    assert (cfg.model, cfg.variant, cfg.run_dir) == ("estimator", "estimator", "runs/full/estimator")
+    assert FullConfig().model == "bridge"  # every Table 3 / Fig. 3b file trains the bridge
+    with pytest.raises(ConfigError, match="model='unet' is not allowed"):
+        load_config(None, ["model=unet"])
+    with pytest.raises(ConfigError, match="estimator_width=12 must be a positive multiple of 8"):
+        load_config(None, ["estimator_width=12"])

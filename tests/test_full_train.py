@@ -174,6 +174,31 @@ def test_restore_then_evaluate_end_to_end_under_torchrun(faces, single_run, tmp_
     assert all(sharded["metrics"][k] == m["metrics"][k] for k in ("psnr", "ssim", "fid")), (sharded, m)
 
 
+def test_estimator_trains_and_gives_restore_the_da_vectors(faces, single_run, tmp_path, capsys):
+    """`full/train.py estimator`: the degradation estimator through the same loop and data; restore.py
+    --estimator then conditions a da model on its predictions (real-world faces have no true draw)."""
+    from full import make_testset
+
+    est = tmp_path / "estimator"
+    run([sys.executable, "full/train.py", "estimator", f"data={faces}", f"run_dir={est}", "total_steps=4",
+         "image_every=4", "num_workers=0", *TINY])
+    ckpt = load_checkpoint(latest_checkpoint(est))
+    assert ckpt.step == 4 and ckpt.config["extra"]["model"] == "estimator"
+    assert len(losses(est)) == 4 and all(0 <= v < 1 for v in losses(est)), losses(est)  # MSE of [0, 1] vectors
+    assert list((est / "tensorboard").glob("events.out.tfevents.*")), "no TensorBoard events"
+    make_testset.main([str(faces), str(tmp_path / "set"), "--size", "32", "--limit", "3"])
+    out = tmp_path / "restored"
+    assert restore_cli.main([str(single_run), str(tmp_path / "set" / "lq"), str(out), "--nfe", "2",
+                             "--estimator", str(est)]) == 0
+    record = json.loads((out / "restore.json").read_text())
+    assert record["restored_now"] == 3 and record["da"].startswith("estimated by"), record
+    assert sorted(p.name for p in out.glob("*.png")) == ["img_000.png", "img_001.png", "img_002.png"]
+    # The estimator is not a bridge: given as the checkpoint to restore with, it is refused.
+    with pytest.raises(SystemExit) as exit_info:
+        restore_cli.main([str(est), str(tmp_path / "set" / "lq"), str(tmp_path / "o")])
+    assert exit_info.value.code == 2 and "is of model='estimator'" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("args, message", [
     (["e-cat"], "data is not set"),
     (["e-cat", "data={faces}", "lrr=1"], "unknown key 'lrr' (did you mean 'lr'?)"),
@@ -194,7 +219,9 @@ def test_train_bad_arguments_exit_2_and_leave_nothing(faces, single_run, tmp_pat
 @pytest.mark.parametrize("args, message", [
     (["{run}", "{lq}", "{lq}/out"], "is the input folder or inside it"),
     (["{run}", "{lq}", "{tmp}/o", "--nfe", "0"], "--nfe must be >= 1"),
-    (["{run}", "{lq}", "{tmp}/o"], "needs each input's eq. 19 vector: give --params"),
+    (["{run}", "{lq}", "{tmp}/o"], "needs each input's eq. 19 vector: give either --params"),
+    (["{run}", "{lq}", "{tmp}/o", "--estimator", "{run}"], "is of model='bridge' (variant f-res); this needs "
+                                                           "model='estimator'"),
     (["{tmp}", "{lq}", "{tmp}/o"], "no checkpoint-*.pt in the run folder"),
     (["{run}", "{tmp}/missing", "{tmp}/o"], "does not exist"),
 ])
