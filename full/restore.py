@@ -16,8 +16,9 @@ Noise-I2SB has no 512² denoiser yet: its x̂ is written as it is, and restore.j
 
 A rerun skips the inputs whose PNG exists (files are written atomically, so an
 existing one is complete); unreadable inputs are skipped and listed in
-OUT/skipped.txt. OUT may not be the input folder or inside it. Sampling noise is
-seeded by --seed and the first file name of each batch.
+OUT/skipped.txt. OUT may not be the input folder or inside it. Each image's sampling
+noise is seeded by --seed and its own file name, so its restoration does not depend
+on the batch size, the number of ranks or which files were restored before.
 """
 
 from __future__ import annotations
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                     degradation = estimator.predict(y) if estimator is not None else torch.stack(vectors).to(device)
                 result = restore(model, y, schedule, strategy, nfe=args.nfe, ot_ode=args.ot_ode,
                                  conditioning=conditioning, degradation=degradation,
-                                 seed=sample_seed(args.seed, files.names[batch[0]]), clamp=(-1, 1))
+                                 seed=[sample_seed(args.seed, files.names[i]) for i in batch], clamp=(-1, 1))
                 restored = result.x if cfg.strategy != "noise" else result.x_hat.clamp(-1, 1)
                 for k, i in enumerate(batch):
                     (args.out / stems[i]).parent.mkdir(parents=True, exist_ok=True)

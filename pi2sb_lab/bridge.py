@@ -13,6 +13,7 @@ Everything here is elementwise in the data, so the same functions serve 2D point
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -64,11 +65,18 @@ def _check_pair(a: torch.Tensor, b: torch.Tensor, names: tuple[str, str]) -> Non
         raise ValueError(f"{names[0]} and {names[1]} must have the same shape; got {tuple(a.shape)} and {tuple(b.shape)}")
 
 
-def randn_like(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Standard normal noise shaped like ``x``, drawn on the generator's device so seeds reproduce."""
+def randn_like(x: torch.Tensor, generator: torch.Generator | Sequence[torch.Generator] | None = None) -> torch.Tensor:
+    """Standard normal noise shaped like ``x``, drawn on the generator's device so seeds reproduce.
+
+    ``generator`` may also be a sequence of generators, one per sample along dim 0: each
+    sample's noise then depends on its own generator alone, whatever batch it sits in.
+    """
     if generator is None:
         return torch.randn_like(x)
-    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=generator.device).to(x.device)
+    if isinstance(generator, torch.Generator):
+        return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=generator.device).to(x.device)
+    return torch.stack([torch.randn(x.shape[1:], generator=g, dtype=x.dtype, device=g.device).to(x.device)
+                        for g in generator])
 
 
 def posterior(schedule: Schedule, t: Time) -> BridgeCoeffs:

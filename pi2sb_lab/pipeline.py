@@ -18,7 +18,7 @@ same pipeline with any map in place of the sampler (the exact oracles of
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -105,7 +105,7 @@ def restore_map(map_fn: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor,
 @torch.no_grad()
 def restore(model: Model, y: torch.Tensor, schedule: Schedule, strategy: PseudoHash, *, nfe: int,
             grid: str | TimeGrid = "quadratic", ot_ode: bool = False, conditioning: Conditioning | None = None,
-            degradation: torch.Tensor | None = None, seed: int = 0, callback: Callable[..., None] | None = None,
+            degradation: torch.Tensor | None = None, seed: int | Sequence[int] = 0, callback: Callable[..., None] | None = None,
             trajectory_stride: int = 0, chunk: int | None = None,
             clamp: tuple[float, float] | None = None) -> Restoration:
     """Restore degraded ``y`` ``(N, ...)`` (P-I2SB Alg. 2): ``ŷ = endpoint(y)`` → ``sampler.sample`` → ``decode``.
@@ -115,19 +115,25 @@ def restore(model: Model, y: torch.Tensor, schedule: Schedule, strategy: PseudoH
     ``conditioning`` + ``degradation``: the Table 3 condition (at test time the
     ``da`` vectors come from a degradation estimator). Sampling noise: one generator
     on the model's device seeded with ``seed``, drawn through chunk after chunk of
-    ``chunk`` samples (None: all at once). ``callback(t=, x_t=, pred_x0=, rows=)`` is
+    ``chunk`` samples (None: all at once); or, with one seed per row of ``y``, one
+    generator per sample, so that a sample's restoration does not depend on which batch,
+    chunk or rank it was restored in. ``callback(t=, x_t=, pred_x0=, rows=)`` is
     the sampler's per-step callback with the chunk's ``rows`` (a slice of ``y``) added;
     nothing is moved to the host per step. ``clamp``: clamp the decoded ``x`` to (lo, hi).
     """
-    if type(seed) is not int or seed < 0:
-        raise ValueError(f"seed must be an int >= 0; got {seed!r}")
+    per_sample = isinstance(seed, (list, tuple))
+    if any(type(s) is not int or s < 0 for s in (seed if per_sample else [seed])):
+        raise ValueError(f"seed must be an int >= 0 or a list of them (one per row of y); got {seed!r}")
     if chunk is not None and (type(chunk) is not int or chunk < 1):
         raise ValueError(f"chunk must be None or an int >= 1; got {chunk!r}")
     if y.ndim < 2 or y.shape[0] == 0:
         raise ValueError(f"y must be a non-empty batch (N, ...); got shape {tuple(y.shape)}")
+    if per_sample and len(seed) != y.shape[0]:
+        raise ValueError(f"seed: one per sample needs {y.shape[0]} seeds (y's batch); got {len(seed)}")
     params = list(model.parameters()) if isinstance(model, torch.nn.Module) else []
     device = params[0].device if params else y.device
-    generator = torch.Generator(device=device).manual_seed(seed)
+    seeded = lambda s: torch.Generator(device=device).manual_seed(s)  # noqa: E731
+    generator = [seeded(s) for s in seed] if per_sample else seeded(seed)
     conditioning = conditioning or _NONE
     step = y.shape[0] if chunk is None else chunk
     xs, x_hats, first = [], [], None
@@ -138,8 +144,8 @@ def restore(model: Model, y: torch.Tensor, schedule: Schedule, strategy: PseudoH
         chunk_callback = None if callback is None else \
             (lambda rows=rows, **kw: callback(**kw, rows=rows))
         result = sample(model, strategy.endpoint(y_c), schedule, nfe=nfe, grid=grid, ot_ode=ot_ode,
-                        cond=conditioning.build(y_c, d_c), generator=generator, callback=chunk_callback,
-                        trajectory_stride=trajectory_stride if start == 0 else 0)
+                        cond=conditioning.build(y_c, d_c), generator=generator[rows] if per_sample else generator,
+                        callback=chunk_callback, trajectory_stride=trajectory_stride if start == 0 else 0)
         first = result if first is None else first
         x = strategy.decode(result.x0, y_c)
         xs.append((x if clamp is None else x.clamp(*clamp)).to(y.device))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Callable
 
@@ -41,7 +42,7 @@ def sample(
     grid: str | TimeGrid = "quadratic",
     ot_ode: bool = False,
     cond=None,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
     callback: Callable[..., None] | None = None,
     trajectory_stride: int = 0,
 ) -> SampleResult:
@@ -54,10 +55,18 @@ def sample(
     every step with the current state and the network's clean estimate: the way to watch
     (or record) the steps. ``trajectory_stride``: also keep every n-th state in the
     result (0, the default, keeps only the endpoints: at 512² and NFE 1000 keeping every
-    state would take gigabytes).
+    state would take gigabytes). ``generator``: one for the whole batch, or one per sample
+    (a sequence of ``len(x1)``: each sample's noise then does not depend on its batch).
     """
     check_float_tensor("x1", x1)
-    check_generator("generator", generator)
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != x1.shape[0]:
+            raise ValueError(f"generator: one per sample needs {x1.shape[0]} generators (x1's batch); "
+                             f"got {len(generator)}")
+        for i, g in enumerate(generator):
+            check_generator(f"generator[{i}]", g)
+    else:
+        check_generator("generator", generator)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable as callback(t=, x_t=, pred_x0=) or None; got {callback!r}")
     param = as_parameterization(model, schedule)
