@@ -19,10 +19,16 @@ from .config import FullConfig
 IMAGE_CHANNELS = 3
 
 
-def strategy_of(cfg: FullConfig) -> PseudoHash:
-    """The pseudo-hashing strategy (P-I2SB eq. 11/18); Noise gets λ = ``noise_level``."""
+def x_hat_as_is(x_noisy: torch.Tensor, sigma) -> torch.Tensor:
+    """Noise-I2SB's decode when no prior is given: x̂ itself (eq. 18's Denoise not applied)."""
+    return x_noisy
+
+
+def strategy_of(cfg: FullConfig, denoiser=None) -> PseudoHash:
+    """The pseudo-hashing strategy (P-I2SB eq. 11/18). Noise gets λ = ``noise_level`` and ``denoiser``
+    (e.g. a ``diffusion.DDIMDenoiser`` on a trained prior), else :func:`x_hat_as_is`."""
     if cfg.strategy == "noise":
-        return get_strategy("noise", level=cfg.noise_level)
+        return get_strategy("noise", level=cfg.noise_level, denoiser=denoiser or x_hat_as_is)
     return get_strategy(cfg.strategy)
 
 
@@ -49,6 +55,14 @@ def estimator_of(cfg: FullConfig) -> DegradationEstimator:
     """The degradation estimator (``model: estimator``): an LQ face → eq. 19's vector in [0, 1], the ``da``
     condition of Table 3 (c)–(f) when the true draw is unknown (real-world faces). From ``cfg.seed``."""
     return seeded(lambda: DegradationEstimator(IMAGE_CHANNELS, cfg.estimator_width), cfg.seed, "cpu")
+
+
+def prior_of(cfg: FullConfig) -> UNet:
+    """The unconditional ε-network of a VP diffusion prior (``model: prior``): the U-Net ``cfg.net`` on the
+    HQ faces, for Noise-I2SB's DDIM decode (P-I2SB eq. 18). From ``cfg.seed``."""
+    return seeded(lambda: UNet.from_config(cfg.net, in_channels=IMAGE_CHANNELS, out_channels=IMAGE_CHANNELS,
+                                           image_size=cfg.image_size, use_checkpoint=cfg.use_checkpoint),
+                  cfg.seed, "cpu")
 
 
 def degrade_fn_of(cfg: FullConfig):

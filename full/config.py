@@ -34,7 +34,7 @@ __all__ = ["ConfigError", "FullConfig", "CONFIG_DIR", "load_config", "parse_over
            "config_from_dict"]
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-MODELS = ("bridge", "estimator")
+MODELS = ("bridge", "estimator", "prior")
 
 
 class ConfigError(ValueError):
@@ -53,8 +53,9 @@ class FullConfig:
     strategy: str = "cat"                # pseudo-hashing of eq. 11/18: origin | cat | res | noise
     conditioning: str = "lq+da"          # Table 3's condition: none | lq | lq+da
     noise_level: float = 0.05            # Noise-I2SB's λ (images in [-1, 1])
-    # --- what is trained: the bridge, or the degradation estimator that gives (c)–(f) their da at test time
-    model: str = "bridge"                # bridge | estimator (y → eq. 19's parameter vector)
+    # --- what is trained: the bridge, or a helper the restorer needs at test time
+    model: str = "bridge"                # bridge | estimator (y → eq. 19's vector: (c)–(f)'s da) | prior (VP
+                                         # diffusion on the HQ faces: Noise-I2SB's DDIM decode, eq. 18)
     estimator_width: int = 32            # the estimator's first-layer channels (a multiple of 8)
     # --- network and bridge
     net: str = "adm512"                  # a named UNet config (pi2sb_lab.nets.unet.CONFIGS)

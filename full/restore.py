@@ -12,7 +12,9 @@ decode (eq. 18). Models trained with the degradation-aware condition (``da``) ne
 each input's eq. 19 vector: --params DIR holds make_testset.py's NAME.json files
 (the true draws of a synthetic test set), or --estimator RUN predicts them from the
 LQ image (a run of `full/train.py estimator`, EMA weights; for real-world faces).
-Noise-I2SB has no 512² denoiser yet: its x̂ is written as it is, and restore.json says so.
+Noise-I2SB (d-noise, noise) decodes x̂ with DDIM on a VP prior when given --prior RUN
+(a run of `full/train.py prior`; --prior-nfe steps, P-I2SB eq. 18); without one its x̂
+is written as it is, and restore.json says which.
 
 A rerun skips the inputs whose PNG exists (files are written atomically, so an
 existing one is complete); unreadable inputs are skipped and listed in
@@ -35,12 +37,13 @@ import torch  # noqa: E402
 import torch.distributed as torch_dist  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from full.common import conditioning_of, estimator_of, network_of, schedule_of, strategy_of  # noqa: E402
+from full.common import conditioning_of, estimator_of, network_of, prior_of, schedule_of, strategy_of  # noqa: E402
 from full.config import ConfigError, config_from_dict  # noqa: E402
 from pi2sb_lab import dist  # noqa: E402
 from pi2sb_lab.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint  # noqa: E402
 from pi2sb_lab.data.images import ImageError, ImageFiles, sample_seed, save_png, to_float  # noqa: E402
 from pi2sb_lab.degrade import DEGRADATION_PARAM_NAMES  # noqa: E402
+from pi2sb_lab.diffusion import DDIMDenoiser, VPSchedule  # noqa: E402
 from pi2sb_lab.parameterization import as_parameterization  # noqa: E402
 from pi2sb_lab.pipeline import restore  # noqa: E402
 
@@ -59,13 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--params", type=Path, help="folder of NAME.json eq. 19 draws (make_testset.py's params/)")
     parser.add_argument("--estimator", type=Path,
                         help="a `full/train.py estimator` run folder or checkpoint: predicts the da vectors")
+    parser.add_argument("--prior", type=Path,
+                        help="a `full/train.py prior` run folder or checkpoint: Noise-I2SB's DDIM decode (eq. 18)")
+    parser.add_argument("--prior-nfe", type=int, default=10, help="DDIM steps of that decode (default 10)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda:LOCAL_RANK when available)")
     return parser
 
 
 def check_args(parser, args):
     """Everything checkable before any image is decoded; returns (checkpoint, config, input files)."""
-    for name in ("nfe", "batch_size"):
+    for name in ("nfe", "batch_size", "prior_nfe"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1; got {getattr(args, name)}")
     if args.seed < 0:
@@ -88,6 +94,15 @@ def check_args(parser, args):
             parser.error(f"--estimator {str(args.estimator)!r} was trained at {est_cfg.image_size}², the bridge at "
                          f"{cfg.image_size}²")
         args.estimator = (est, est_cfg)
+    if args.prior is not None:
+        if cfg.strategy != "noise":
+            parser.error(f"--prior decodes Noise-I2SB only; this checkpoint (variant {cfg.variant}) uses "
+                         f"{cfg.strategy} hashing, whose decode needs no prior")
+        prior, prior_cfg = read_full_checkpoint(parser, args.prior, "prior")
+        if prior_cfg.image_size != cfg.image_size:
+            parser.error(f"--prior {str(args.prior)!r} was trained at {prior_cfg.image_size}², the bridge at "
+                         f"{cfg.image_size}²")
+        args.prior = (prior, prior_cfg)
     try:
         files = ImageFiles(args.input, cfg.image_size)
     except ValueError as err:
@@ -143,7 +158,13 @@ def main(argv: list[str] | None = None) -> int:
             estimator = estimator_of(est_cfg)
             estimator.load_state_dict(est.parts["ema"]["model"])
             estimator.to(device).eval()
-        strategy, conditioning, schedule = strategy_of(cfg), conditioning_of(cfg), schedule_of(cfg)
+        denoiser = None
+        if args.prior is not None:  # Noise-I2SB's Denoise(x̂; λ): DDIM from where the prior's σ/α = λ
+            prior, prior_cfg = args.prior
+            prior_net = prior_of(prior_cfg)
+            prior_net.load_state_dict(prior.parts["ema"]["model"])
+            denoiser = DDIMDenoiser(prior_net.to(device).eval(), VPSchedule(), nfe=args.prior_nfe)
+        strategy, conditioning, schedule = strategy_of(cfg, denoiser), conditioning_of(cfg), schedule_of(cfg)
         stems = [str(Path(n).with_suffix("")) for n in files.names]
         todo = [i for i, s in enumerate(stems) if not (args.out / f"{s}.png").exists()]
         mine = todo[dist.rank()::dist.world_size()]
@@ -173,10 +194,9 @@ def main(argv: list[str] | None = None) -> int:
                 result = restore(model, y, schedule, strategy, nfe=args.nfe, ot_ode=args.ot_ode,
                                  conditioning=conditioning, degradation=degradation,
                                  seed=[sample_seed(args.seed, files.names[i]) for i in batch], clamp=(-1, 1))
-                restored = result.x if cfg.strategy != "noise" else result.x_hat.clamp(-1, 1)
                 for k, i in enumerate(batch):
                     (args.out / stems[i]).parent.mkdir(parents=True, exist_ok=True)
-                    save_png(restored[k], args.out / f"{stems[i]}.png")
+                    save_png(result.x[k], args.out / f"{stems[i]}.png")
                 done += len(batch)
             bar.update(len(mine[start:start + args.batch_size]))
         bar.close()
@@ -193,8 +213,9 @@ def main(argv: list[str] | None = None) -> int:
                       "restored_now": done, "skipped": skipped,
                       "da": None if not conditioning.da else (f"estimated by {args.estimator[0].path}"
                                                                if estimator is not None else f"true, {args.params}"),
-                      "decode": "x_hat (no 512² denoiser: eq. 18's Denoise not applied)" if cfg.strategy == "noise"
-                      else f"eq. 18 ({cfg.strategy})"}
+                      "decode": (f"eq. 18 ({cfg.strategy})" if cfg.strategy != "noise" else
+                                 "x_hat (no --prior: eq. 18's Denoise not applied)" if args.prior is None else
+                                 f"eq. 18 (noise): DDIM on {args.prior[0].path}, {args.prior_nfe} steps")}
             (args.out / "restore.json").write_text(json.dumps(record, indent=1) + "\n")
             print(f"restored {done} image(s) into {args.out}; {len(skipped)} unreadable input(s) skipped"
                   + (f" (listed in {args.out / 'skipped.txt'})" if skipped else ""))

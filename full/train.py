@@ -8,7 +8,8 @@
 
 CONFIG is a YAML file or the name of one in full/configs/ (a-vanilla, b-lq, c-lq-da,
 d-noise, e-cat, f-res: P-I2SB Table 3; cat, res, noise: Fig. 3b; estimator: the
-degradation estimator that full/restore.py --estimator uses for da models), followed by any
+degradation estimator that full/restore.py --estimator uses for da models; prior: the VP
+diffusion prior that full/restore.py --prior uses to decode Noise-I2SB), followed by any
 key=value overrides (full/config.py lists the keys; the paper's hyper-parameters are the
 defaults). The resolved config is saved as run_dir/config.yaml.
 
@@ -18,7 +19,8 @@ step counter seeds every random stream, the eq. 19 draws included). The data are
 to uint8 in DataLoader workers and degraded batched on the training device. TensorBoard
 (run_dir/tensorboard): loss, lr, grad norm, images/s, skipped files; every image_every
 steps a grid LQ | restored by the EMA model | HQ (also saved as run_dir/grids/*.png); for the
-estimator, the EMA model's mean absolute error of the vector on that fixed batch instead.
+estimator, the EMA model's mean absolute error of the vector on that fixed batch instead; for
+the prior, faces sampled by DDIM from fixed noise.
 """
 
 from __future__ import annotations
@@ -35,12 +37,13 @@ if __package__ in (None, ""):  # run as a script (python full/train.py, torchrun
 import torch  # noqa: E402
 import torch.distributed as torch_dist  # noqa: E402
 
-from full.common import (conditioning_of, degrade_fn_of, estimator_of, network_of, schedule_of,  # noqa: E402
-                         strategy_of)
+from full.common import (conditioning_of, degrade_fn_of, estimator_of, network_of, prior_of,  # noqa: E402
+                         schedule_of, strategy_of)
 from full.config import ConfigError, FullConfig, load_config, save_config  # noqa: E402
 from pi2sb_lab import dist  # noqa: E402
 from pi2sb_lab.checkpoint import latest_checkpoint  # noqa: E402
 from pi2sb_lab.data.images import ImageFolder, to_float  # noqa: E402
+from pi2sb_lab.diffusion import VPObjective, VPSchedule, ddim  # noqa: E402
 from pi2sb_lab.pipeline import degrade_pair_fn, restore  # noqa: E402
 from pi2sb_lab.train import SupervisedObjective, TrainState, training_loop  # noqa: E402
 
@@ -126,7 +129,7 @@ class Monitor:
             names = [self.dataset.files.names[j] for j in flags.nonzero().flatten().tolist()]
             (self.run_dir / "skipped_files.txt").write_text("".join(n + "\n" for n in names))
         if step % self.cfg.image_every == 0 or step == self.cfg.total_steps:
-            self._grid(state) if self.cfg.model == "bridge" else self._estimator_error(state)
+            {"bridge": self._grid, "estimator": self._estimator_error, "prior": self._samples}[self.cfg.model](state)
         w.flush()
 
     def _lr(self, step: int) -> float:
@@ -140,19 +143,30 @@ class Monitor:
         self.writer.add_scalar("preview/param_mae", float(error), state.step)
 
     @torch.no_grad()
-    def _grid(self, state: TrainState) -> None:
+    def _samples(self, state: TrainState) -> None:
+        x = self.preview[0]
+        noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(self.cfg.seed + 1)).to(state.device)
+        faces = ddim(state.ema, noise, VPSchedule(), nfe=self.cfg.grid_nfe, clip_x0=1.0).x
+        self._save_grid(torch.cat([faces.float().cpu(), x.float()]), nrow=x.shape[0], state=state,
+                        tag="preview/ddim_samples_then_hq")
+
+    def _save_grid(self, images: torch.Tensor, nrow: int, state: TrainState, tag: str) -> None:
         from torchvision.utils import make_grid, save_image
 
+        grid = make_grid((images.clamp(-1, 1) + 1) / 2, nrow=nrow, padding=2)
+        self.writer.add_image(tag, grid, state.step)
+        (self.run_dir / "grids").mkdir(exist_ok=True)
+        save_image(grid, self.run_dir / "grids" / f"step_{state.step:09d}.png")
+
+    @torch.no_grad()
+    def _grid(self, state: TrainState) -> None:
         x, y, params = (t.to(state.device) for t in self.preview)
         cfg = self.cfg
         result = restore(state.ema, y, schedule_of(cfg), strategy_of(cfg), nfe=cfg.grid_nfe, ot_ode=cfg.ot_ode,
                          conditioning=conditioning_of(cfg), degradation=params, seed=cfg.seed, clamp=(-1, 1))
-        restored = result.x if cfg.strategy != "noise" else result.x_hat  # Noise-I2SB: x̂ (no denoiser yet)
-        rows = torch.stack([y, restored.to(y.dtype), x], dim=1).flatten(0, 1)  # LQ | EMA restored | HQ per row
-        grid = make_grid((rows.float().cpu().clamp(-1, 1) + 1) / 2, nrow=3, padding=2)
-        self.writer.add_image("preview/lq_restored_hq", grid, state.step)
-        (self.run_dir / "grids").mkdir(exist_ok=True)
-        save_image(grid, self.run_dir / "grids" / f"step_{state.step:09d}.png")
+        # LQ | EMA restored | HQ per row (Noise-I2SB shows its x̂: no prior while training)
+        rows = torch.stack([y, result.x.to(y.dtype), x], dim=1).flatten(0, 1)
+        self._save_grid(rows.float().cpu(), nrow=3, state=state, tag="preview/lq_restored_hq")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,8 +180,9 @@ def main(argv: list[str] | None = None) -> int:
             start = int(ckpt.name.split("-")[1].split(".")[0])
         if dist.is_main():
             save_config(cfg, run_dir / "config.yaml")
-            what = (f"{cfg.strategy} hashing, condition {cfg.conditioning}, net {cfg.net}" if cfg.model == "bridge"
-                    else f"degradation estimator, width {cfg.estimator_width}")
+            what = {"bridge": f"{cfg.strategy} hashing, condition {cfg.conditioning}, net {cfg.net}",
+                    "estimator": f"degradation estimator, width {cfg.estimator_width}",
+                    "prior": f"VP diffusion prior, net {cfg.net}"}[cfg.model]
             dist.print0(f"{cfg.variant}: {what} at "
                         f"{cfg.image_size}², {len(dataset)} images, world {dist.world_size()} on {device}, "
                         f"global batch {cfg.batch_size} = {dist.world_size()} ranks × {cfg.grad_accum} rounds × "
@@ -177,11 +192,14 @@ def main(argv: list[str] | None = None) -> int:
         if cfg.model == "bridge":
             pair_fn = degrade_pair_fn(degrade_fn_of(cfg), strategy_of(cfg), conditioning_of(cfg))
             model, task = network_of(cfg), {"schedule": schedule_of(cfg), "ot_ode": cfg.ot_ode}
-        else:  # the estimator regresses the eq. 19 vector of each on-the-fly draw from its LQ image
+        elif cfg.model == "estimator":  # regresses the eq. 19 vector of each on-the-fly draw from its LQ image
             degrade_fn = degrade_fn_of(cfg)
             pair_fn = lambda x, generator: degrade_fn(x, generator)[1:]  # noqa: E731  (y, vector)
             loss = SupervisedObjective(lambda m, y, vector: torch.nn.functional.mse_loss(m(y), vector), "estimator")
             model, task = estimator_of(cfg), {"objective": loss}
+        else:  # the prior, Noise-I2SB's decoder: an unconditional VP diffusion on the HQ faces alone
+            pair_fn = lambda x, generator: (to_float(x) if x.dtype == torch.uint8 else x,)  # noqa: E731
+            model, task = prior_of(cfg), {"objective": VPObjective(VPSchedule())}
         result = training_loop(
             model=model, dataset=dataset, pair_fn=pair_fn, **task,
             total_steps=cfg.total_steps, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum, lr=cfg.lr,

@@ -72,10 +72,11 @@ def test_saved_config_reloads_to_the_same_run(tmp_path):
     assert config_from_dict(cfg.as_dict()) == cfg
 
 
-def test_the_estimator_config_trains_the_estimator():
+def test_the_estimator_and_prior_configs_train_them():
     cfg = load_config("estimator")
     assert (cfg.model, cfg.variant, cfg.run_dir) == ("estimator", "estimator", "runs/full/estimator")
     assert FullConfig().model == "bridge"  # every Table 3 / Fig. 3b file trains the bridge
+    assert load_config("prior").model == "prior"
     with pytest.raises(ConfigError, match="model='unet' is not allowed"):
         load_config(None, ["model=unet"])
     with pytest.raises(ConfigError, match="estimator_width=12 must be a positive multiple of 8"):

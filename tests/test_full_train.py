@@ -207,6 +207,39 @@ def test_estimator_trains_and_gives_restore_the_da_vectors(faces, single_run, tm
     assert exit_info.value.code == 2 and "is of model='estimator'" in capsys.readouterr().err
 
 
+def test_prior_trains_and_decodes_noise_i2sb(faces, single_run, tmp_path, capsys):
+    """`full/train.py prior`: a VP diffusion on the HQ faces through the same loop; restore.py --prior then
+    decodes Noise-I2SB's x̂ with DDIM on it (P-I2SB eq. 18) instead of writing x̂ as it is."""
+    from full import make_testset
+
+    prior, noise = tmp_path / "prior", tmp_path / "noise"
+    # The U-Net's last layer starts at zero (ε̂ = 0 leaves x̂ as it is): three large steps, and an EMA that
+    # follows them (restore.py reads the EMA weights), make a prior whose decode shows.
+    run([sys.executable, "full/train.py", "prior", f"data={faces}", f"run_dir={prior}", "total_steps=3",
+         "image_every=3", "num_workers=0", "lr=0.02", "ema_decay=0", *TINY])
+    assert load_checkpoint(latest_checkpoint(prior)).config["extra"]["model"] == "prior"
+    assert all(0 < v < 10 for v in losses(prior)) and list((prior / "grids").glob("*.png")), losses(prior)
+    run([sys.executable, "full/train.py", "noise", f"data={faces}", f"run_dir={noise}", "total_steps=2",
+         "image_every=2", "num_workers=0", *TINY])
+    make_testset.main([str(faces), str(tmp_path / "set"), "--size", "32", "--limit", "2"])
+    lq = str(tmp_path / "set" / "lq")
+    assert restore_cli.main([str(noise), lq, str(tmp_path / "plain"), "--nfe", "2"]) == 0
+    assert restore_cli.main([str(noise), lq, str(tmp_path / "ddim"), "--nfe", "2", "--prior", str(prior),
+                             "--prior-nfe", "3"]) == 0
+    plain = json.loads((tmp_path / "plain" / "restore.json").read_text())
+    ddim = json.loads((tmp_path / "ddim" / "restore.json").read_text())
+    assert plain["decode"].startswith("x_hat (no --prior") and "DDIM on" in ddim["decode"], (plain, ddim)
+    from pi2sb_lab.data.images import ImageFiles
+    a, b = ImageFiles(tmp_path / "plain", 32), ImageFiles(tmp_path / "ddim", 32)
+    assert a.names == b.names == ["img_000.png", "img_001.png"]
+    moved = max((a.read(i).int() - b.read(i).int()).abs().max().item() for i in range(2))
+    assert moved > 0, f"the DDIM decode left x̂ unchanged ({moved} levels)"  # same seeds: only the decode differs
+    with pytest.raises(SystemExit) as exit_info:
+        restore_cli.main([str(single_run), lq, str(tmp_path / "o"), "--params", str(tmp_path / "set" / "params"),
+                          "--prior", str(prior)])
+    assert exit_info.value.code == 2 and "--prior decodes Noise-I2SB only" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("args, message", [
     (["e-cat"], "data is not set"),
     (["e-cat", "data={faces}", "lrr=1"], "unknown key 'lrr' (did you mean 'lr'?)"),
