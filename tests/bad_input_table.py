@@ -181,6 +181,7 @@ def _cases() -> list[Case]:
         C("parameterization", "`KarrasParam(cov_x0x1=inf)`", lambda _: KarrasParam(net, S, cov_x0x1=INF), "ValueError", "cov_x0x1.*inf"),
         C("parameterization", "`parameterize('v', ...)`", lambda _: parameterize("v", net, S), "ValueError", "parameterization.*'v'"),
         C("pipeline", "`restore(..., chunk=0)`", lambda _: restore(net, x2, S, hashing.Origin(), nfe=2, chunk=0), "ValueError", "chunk.*0"),
+        C("pipeline", "`restore(...)` with 1 seed for a batch of 3", lambda _: restore(net, x2, S, hashing.Origin(), nfe=2, seed=[7]), "ValueError", "one per sample needs 3 seeds.*got 1"),
         # ------------------------------------------------------------------ pseudo-hashing
         C("hashing", "`get_strategy(None)`", lambda _: hashing.get_strategy(None), "TypeError", "strategy name.*None", True),
         C("hashing", "`get_strategy('swap')`", lambda _: hashing.get_strategy("swap"), "ValueError", "'swap'.*origin, cat, res, noise"),
