@@ -166,7 +166,7 @@ for name, strategy in variants.items():
     model = network(strategy, seed=7).eval()
     mine = implemented(restore_batch, model, y, strategy, seed=3)
     ref = restore(model, y, schedule, strategy, nfe=NFE, seed=3).x
-    close(f"{name}: the restored digits", mine, ref, tol=1e-6,
+    close(f"{name}: the restored batch", mine, ref, tol=1e-6,
           hint="endpoint(y) → sample(…).x0 → strategy.decode(x_hat, y), with the given seed.")
 
 # %% [markdown]
@@ -182,7 +182,7 @@ for name, strategy in variants.items():
     with torch.no_grad():
         x = implemented(restore_batch, trained[name], test.y, strategy).clamp(-1, 1)
     assert x.shape == test.x.shape, f"{name}: restored shape {tuple(x.shape)}, expected {tuple(test.x.shape)}"
-    finite(f"{name}: the restored digits", x)
+    finite(f"{name}: the restored batch", x)
     print(f"{name:10s} {psnr(x, test.x).mean().item():6.2f}")
     rows.append(x), titles.append(name)
 fig = image_grid(rows + [test.x], titles + ["clean"], max_cols=10)
