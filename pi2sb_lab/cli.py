@@ -32,6 +32,17 @@ def int_at_least(low: int, *, high: int | None = None, what: str = "") -> Callab
     return parse
 
 
+def seed_value(text: str) -> int:
+    """An argparse ``type`` for ``--seeds``: an integer >= 0."""
+    try:
+        seed = int(text)
+    except ValueError:
+        seed = -1
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"seeds must be integers >= 0, e.g. --seeds 0 1 2; got {text!r}")
+    return seed
+
+
 def check_out_dir(parser: argparse.ArgumentParser, path: Path, flag: str = "--out") -> Path:
     """Refuse (``parser.error``, exit 2) an output folder that cannot be one: an existing file, or a
     path whose nearest existing ancestor is not a writable folder. Creates nothing."""

@@ -5,8 +5,7 @@ import math
 import pytest
 import torch
 
-from pi2sb_lab.diffusion import ODEDIT_PAPER, DDIMDenoiser, PaletteObjective, VPObjective, VPrediction, VPSchedule, \
-    ddim, ddim_invert, ddpm, default_langevin_at, langevin, odedit, palette_cond, predict, prior_noise, sdedit, vp_loss
+from pi2sb_lab.diffusion import ODEDIT_PAPER, DDIMDenoiser, PaletteObjective, VPObjective, VPrediction, ddim, ddim_invert, ddpm, default_langevin_at, langevin, odedit, palette_cond, predict, prior_noise, sdedit, vp_loss
 from pi2sb_lab.hashing import Denoiser, Noise
 from pi2sb_lab.nets.mlp import MLP2D
 from pi2sb_lab.train import training_loop

@@ -9,7 +9,6 @@ import scipy.linalg
 import scipy.signal
 import torch
 
-from pi2sb_lab import metrics
 from pi2sb_lab.data.mnist import load_mnist
 from pi2sb_lab.metrics import (
     LPIPSMetric,

@@ -32,22 +32,11 @@ _START = time.perf_counter()
 
 import torch  # noqa: E402
 
-from pi2sb_lab.cli import check_out_dir, int_at_least, make_out_dir  # noqa: E402
+from pi2sb_lab.cli import check_out_dir, int_at_least, make_out_dir, seed_value  # noqa: E402
 from pi2sb_lab.notebook import resolve_device  # noqa: E402
 from pi2sb_lab.viz import savefig  # noqa: E402
 
 STUDIES = ("fig8", "table6", "odedit", "budget")
-
-
-def seed_value(text: str) -> int:
-    """argparse type: an int >= 0."""
-    try:
-        seed = int(text)
-    except ValueError:
-        seed = -1
-    if seed < 0:
-        raise argparse.ArgumentTypeError(f"seeds must be integers >= 0, e.g. --seeds 0 1 2; got {text!r}")
-    return seed
 
 
 positive_int = int_at_least(1)

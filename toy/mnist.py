@@ -37,7 +37,7 @@ _START = time.perf_counter()
 import torch  # noqa: E402
 
 from pi2sb_lab.checkpoint import CheckpointMismatchError  # noqa: E402
-from pi2sb_lab.cli import check_out_dir  # noqa: E402
+from pi2sb_lab.cli import check_out_dir, seed_value  # noqa: E402
 from pi2sb_lab.data.mnist import MNISTFilesMissingError, check_root  # noqa: E402
 from pi2sb_lab.experiments.mnist import TEST_DEGRADATION_SEED, VARIANTS, MNISTConfig, check_variants  # noqa: E402
 from pi2sb_lab.experiments.mnist_ablation import run_ablation  # noqa: E402
@@ -62,17 +62,6 @@ def variant_name(name: str) -> str:
         return check_variants([name])[0]
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
-
-
-def seed_value(text: str) -> int:
-    """argparse type: an int >= 0."""
-    try:
-        seed = int(text)
-    except ValueError:
-        seed = -1
-    if seed < 0:
-        raise argparse.ArgumentTypeError(f"seeds must be integers >= 0, e.g. --seeds 0 1 2; got {text!r}")
-    return seed
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
