@@ -105,8 +105,8 @@ def restore_map(map_fn: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor,
 @torch.no_grad()
 def restore(model: Model, y: torch.Tensor, schedule: Schedule, strategy: PseudoHash, *, nfe: int,
             grid: str | TimeGrid = "quadratic", ot_ode: bool = False, conditioning: Conditioning | None = None,
-            degradation: torch.Tensor | None = None, seed: int | Sequence[int] = 0, callback: Callable[..., None] | None = None,
-            trajectory_stride: int = 0, chunk: int | None = None,
+            degradation: torch.Tensor | None = None, seed: int | Sequence[int] = 0,
+            callback: Callable[..., None] | None = None, trajectory_stride: int = 0, chunk: int | None = None,
             clamp: tuple[float, float] | None = None) -> Restoration:
     """Restore degraded ``y`` ``(N, ...)`` (P-I2SB Alg. 2): ``ŷ = endpoint(y)`` → ``sampler.sample`` → ``decode``.
 
