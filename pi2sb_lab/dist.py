@@ -7,12 +7,17 @@ complaint). Outside torchrun it fills in a world of one, so every helper below
 works unchanged: ``rank() == 0``, ``barrier()`` returns at once,
 ``all_reduce_mean(x)`` is ``x``.
 
-Backend: nccl when the device is a GPU, gloo on CPU.
+Backend: nccl when the device is a GPU, gloo on CPU. A rank that raises ends the run at once
+(torchrun stops the others); a rank that hangs instead leaves the others waiting in a collective
+until the process group's timeout: ``PI2SB_COLLECTIVE_TIMEOUT_S`` (seconds) sets it for every
+rank, torch's default (10 minutes) otherwise.
 """
 
 from __future__ import annotations
 
 import builtins
+import datetime
+import math
 import os
 from typing import Iterator
 
@@ -23,6 +28,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampl
 _device: torch.device | None = None
 
 _TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+TIMEOUT_VAR = "PI2SB_COLLECTIVE_TIMEOUT_S"
 
 
 def under_torchrun() -> bool:
@@ -66,9 +72,23 @@ def init(device: str | torch.device | None = None) -> torch.device:
                 "(python -m torch.distributed.run), which sets all of them"
             )
         backend = "nccl" if device.type == "cuda" else "gloo"
-        torch_dist.init_process_group(backend=backend, init_method="env://")
+        torch_dist.init_process_group(backend=backend, init_method="env://", **_timeout())
     _device = device
     return device
+
+
+def _timeout() -> dict:
+    """``{"timeout": …}`` from ``PI2SB_COLLECTIVE_TIMEOUT_S``, or nothing (torch's default)."""
+    text = os.environ.get(TIMEOUT_VAR, "").strip()
+    if not text:
+        return {}
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise RuntimeError(f"{TIMEOUT_VAR} must be a number of seconds > 0; got {text!r}")
+    return {"timeout": datetime.timedelta(seconds=seconds)}
 
 
 def device() -> torch.device:

@@ -7,6 +7,7 @@
 --hang-in-save N: the N-th checkpoint write puts half of the file on disk (flushed), writes the
     marker and sleeps: a ``kill -9`` then lands during the write.
 --raise-on-rank R: under torchrun, rank R raises in step 3 (the other rank then waits in a collective).
+--hang-on-rank R: rank R sleeps in step 3 instead (only the collective timeout can end the other).
 At the end, RUN_DIR/../result.pt holds the losses and the final weights.
 """
 
@@ -52,6 +53,7 @@ def main() -> None:
     p.add_argument("--hang-at-step", type=int)
     p.add_argument("--hang-in-save", type=int)
     p.add_argument("--raise-on-rank", type=int)
+    p.add_argument("--hang-on-rank", type=int)
     args = p.parse_args()
     torch.set_num_threads(1)
     marker = args.run_dir.parent / "hanging"
@@ -69,6 +71,9 @@ def main() -> None:
         if args.raise_on_rank == dist.rank() and step == 3:
             (args.run_dir.parent / "failed-at").write_text(repr(time.time()))
             raise RuntimeError(f"rank {dist.rank()} fails on purpose in step 3")
+        if args.hang_on_rank == dist.rank() and step == 3:
+            (args.run_dir.parent / "failed-at").write_text(repr(time.time()))
+            hang(marker)
         noise = torch.randn(x.shape, generator=generator)
         return x, x.flip(1) + 0.1 * noise, None
 

@@ -14,6 +14,7 @@ dropout on, a checkpoint every 2 steps, the last 2 kept). What must hold:
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 import signal
@@ -128,6 +129,37 @@ def test_a_rank_that_raises_ends_every_rank_non_zero(tmp_path):
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     assert not (tmp_path / "result.pt").exists()
+
+
+def test_a_rank_that_hangs_is_ended_by_the_collective_timeout(tmp_path):
+    """Rank 1 sleeps in step 3 (a stuck data read, a deadlock): rank 0 waits in the gradient all-reduce
+    until PI2SB_COLLECTIVE_TIMEOUT_S, raises, and torchrun ends both, non-zero."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(WORKER),
+           str(tmp_path / "run"), str(STEPS), "--hang-on-rank", "1"]
+    proc = subprocess.run(cmd, env={**_env(), "PI2SB_COLLECTIVE_TIMEOUT_S": "5"}, capture_output=True, text=True,
+                          timeout=240)
+    ended = time.time()
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output[-3000:]
+    exit_after = ended - float((tmp_path / "failed-at").read_text())
+    print(f"torchrun exited {exit_after:.1f} s after rank 1 hung (collective timeout 5 s)")
+    assert 5 <= exit_after < DIST_EXIT_LIMIT, f"{exit_after:.1f} s from the hang to the exit"
+    for rank in (0, 1):  # no process is left behind, the sleeping one included
+        pid = int((tmp_path / f"pid-rank{rank}").read_text())
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_a_bad_collective_timeout_is_named(monkeypatch):
+    from pi2sb_lab import dist
+
+    for bad in ("0", "soon", "inf"):
+        monkeypatch.setenv(dist.TIMEOUT_VAR, bad)
+        with pytest.raises(RuntimeError, match=f"PI2SB_COLLECTIVE_TIMEOUT_S must be a number of seconds > 0; "
+                                               f"got '{bad}'"):
+            dist._timeout()
+    monkeypatch.setenv(dist.TIMEOUT_VAR, "2.5")
+    assert dist._timeout() == {"timeout": datetime.timedelta(seconds=2.5)}
 
 
 def test_an_image_that_does_not_decode_is_skipped_and_counted(tmp_path):
