@@ -222,10 +222,14 @@ def budget_figure(study: BudgetStudy) -> plt.Figure:
                      for b in study.budgets]
             mean = torch.tensor([m for m, _ in stats])
             std = torch.tensor([0.0 if math.isnan(s) else s for _, s in stats])
-            ax.plot(steps, mean, "o-", ms=3, color=f"C{k}", label=name, ls="--" if "DDIM" in name else "-")
+            ax.plot(steps, mean, marker="o", ms=3, color=f"C{k}", label=name, ls="--" if "DDIM" in name else "-")
             ax.fill_between(steps, mean - std, mean + std, color=f"C{k}", alpha=0.15)
         ax.axhline(getattr(study.degraded, metric), color="0.5", ls=":", lw=1)
         ax.set_xscale("log")
+        ax.set_xticks(study.budgets, [f"{b:,}" for b in study.budgets])
+        ax.xaxis.set_minor_formatter(NullFormatter())  # the minor labels of a short log axis overlap
+        if metric == "fd":
+            ax.set_yscale("log")  # the degraded input's FD is ~100× the restorations'
         ax.set_xlabel("training steps")
         ax.set_ylabel(label)
     axes[0].legend(fontsize=6)
