@@ -12,15 +12,12 @@ turns an :class:`Ablation` into tables and figures.
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
-import multiprocessing
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from ..data.mnist import load_mnist
 from ..metrics import classifier_accuracy
@@ -28,6 +25,7 @@ from ..nets.classifier import DigitClassifier, train_digit_classifier
 from ..nets.estimator import EstimatorError
 from .mnist import CLASSIFIER_SEED, VARIANTS, MNISTConfig, SeedComponents, TestSet, check_variants, make_test_set, \
     prepare_seed, train_variant
+from .cells import run_cells
 from .mnist_eval import ImageMetrics, evaluate_restored, restore_variant
 
 __all__ = ["VariantRecord", "SeedRecord", "Ablation", "train_and_evaluate", "run_ablation"]
@@ -86,12 +84,10 @@ class Ablation:
 def train_and_evaluate(name: str, seed: int, config: MNISTConfig, parts: SeedComponents, test: TestSet,
                        classifier: DigitClassifier, *, device: str | torch.device = "cpu",
                        run_dir: str | Path | None = None, progress: bool = True, n_samples: int = 8,
-                       threads: int | None = None, ignore_fingerprint: bool = False) -> VariantRecord:
+                       ignore_fingerprint: bool = False) -> VariantRecord:
     """One cell of the ablation: ``mnist.train_variant``, then ``mnist_eval.restore_variant`` on ``test`` with the estimated
     ``da`` vectors (and, for ``da`` variants, once more with the true ones), ``mnist_eval.evaluate_restored``.
-    ``threads``: set torch's CPU thread count first (worker processes run with one)."""
-    if threads is not None:
-        torch.set_num_threads(threads)
+    Worker processes run it through ``cells.run_cells``, with one thread each."""
     variant = VARIANTS[name]
     trained = train_variant(variant, parts, config, seed=seed, device=device, progress=progress, run_dir=run_dir,
                             ignore_fingerprint=ignore_fingerprint)
@@ -130,7 +126,6 @@ def run_ablation(config: MNISTConfig = MNISTConfig(), *, seeds: Sequence[int] = 
     if type(workers) is not int or workers < 1:
         raise ValueError(f"workers must be an int >= 1; got {workers!r}")
     device = torch.device(device)
-    workers = 1 if device.type != "cpu" else min(workers, len(seeds) * len(variants))
     run_dir = None if run_dir is None else Path(run_dir)
     start = time.perf_counter()
     test = make_test_set(config.eval_size, mnist_root=config.mnist_root)
@@ -141,43 +136,17 @@ def run_ablation(config: MNISTConfig = MNISTConfig(), *, seeds: Sequence[int] = 
     clean_accuracy = classifier_accuracy(classifier, full_test.images, full_test.labels)
     degraded = evaluate_restored(test.y, test, classifier)
 
-    def cells():
-        """(seed, variant, keyword arguments of train_and_evaluate), preparing each seed's parts on the way."""
-        for seed in seeds:
-            seed_dir = None if run_dir is None else run_dir / f"seed{seed}"
-            parts = prepare_seed(config, seed, test, device=device, progress=progress,
-                                 cache=None if seed_dir is None else seed_dir / "components.pt")
-            seed_records.append(SeedRecord(seed, parts.estimator_error, parts.seconds))
-            for name in variants:
-                yield seed, name, dict(name=name, seed=seed, config=config, parts=parts, test=test,
-                                       classifier=classifier, device=device, n_samples=n_samples,
-                                       run_dir=None if seed_dir is None else seed_dir / name,
-                                       ignore_fingerprint=ignore_fingerprint)
-
-    records, seed_records = [], []
-
-    def finish(record: VariantRecord) -> None:
-        records.append(record)
-        if on_record is not None:
-            on_record(record)
-
-    if workers == 1:
-        for seed, name, kwargs in cells():
-            if progress:
-                tqdm.write(f"seed {seed} · {VARIANTS[name].label}: {config.steps} training steps")
-            finish(train_and_evaluate(**kwargs, progress=progress))
-    else:
-        # spawn, not fork: a forked child inherits torch's thread pool in an undefined state.
-        context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-            futures = [pool.submit(train_and_evaluate, **kwargs, progress=False, threads=1)
-                       for _, _, kwargs in cells()]
-            with tqdm(total=len(futures), desc=f"variants ({workers} processes)", unit="variant",
-                      disable=not progress) as bar:
-                for future in futures:
-                    record = future.result()
-                    bar.set_postfix_str(f"{record.variant} seed {record.seed}: acc {record.metrics.accuracy:.3f}")
-                    bar.update()
-                    finish(record)
+    cells, seed_records = [], []
+    for seed in seeds:  # each seed's pair pool, estimator and denoiser, shared by its variants
+        seed_dir = None if run_dir is None else run_dir / f"seed{seed}"
+        parts = prepare_seed(config, seed, test, device=device, progress=progress,
+                             cache=None if seed_dir is None else seed_dir / "components.pt")
+        seed_records.append(SeedRecord(seed, parts.estimator_error, parts.seconds))
+        cells += [dict(name=name, seed=seed, config=config, parts=parts, test=test, classifier=classifier,
+                       device=device, n_samples=n_samples, run_dir=None if seed_dir is None else seed_dir / name,
+                       ignore_fingerprint=ignore_fingerprint, progress=progress) for name in variants]
+    records = run_cells(train_and_evaluate, cells, workers=workers, device=device, progress=progress,
+                        desc="variants", label=lambda c: f"seed {c['seed']} · {VARIANTS[c['name']].label}",
+                        on_result=on_record)
     return Ablation(config, variants, seeds, records, seed_records, degraded, clean_accuracy,
                     test, str(device), time.perf_counter() - start)
