@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_args(parser, args):
-    """Everything checkable before any image is decoded; returns (checkpoint, config, input files)."""
+    """Everything checkable before any image is decoded; returns (checkpoint, config, input files, helpers):
+    ``helpers`` maps "estimator" and "prior" to their (checkpoint, config) when given."""
     for name in ("nfe", "batch_size", "prior_nfe"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1; got {getattr(args, name)}")
@@ -88,33 +89,28 @@ def check_args(parser, args):
                      "--estimator RUN (a `full/train.py estimator` run: predicted from y)")
     if args.params is not None and not args.params.is_dir():
         parser.error(f"--params {str(args.params)!r} is not a folder")
-    if args.estimator is not None:
-        est, est_cfg = read_full_checkpoint(parser, args.estimator, "estimator")
-        if est_cfg.image_size != cfg.image_size:
-            parser.error(f"--estimator {str(args.estimator)!r} was trained at {est_cfg.image_size}², the bridge at "
-                         f"{cfg.image_size}²")
-        args.estimator = (est, est_cfg)
-    if args.prior is not None:
-        if cfg.strategy != "noise":
-            parser.error(f"--prior decodes Noise-I2SB only; this checkpoint (variant {cfg.variant}) uses "
-                         f"{cfg.strategy} hashing, whose decode needs no prior")
-        prior, prior_cfg = read_full_checkpoint(parser, args.prior, "prior")
-        if prior_cfg.image_size != cfg.image_size:
-            parser.error(f"--prior {str(args.prior)!r} was trained at {prior_cfg.image_size}², the bridge at "
-                         f"{cfg.image_size}²")
-        args.prior = (prior, prior_cfg)
+    if args.prior is not None and cfg.strategy != "noise":
+        parser.error(f"--prior decodes Noise-I2SB only; this checkpoint (variant {cfg.variant}) uses "
+                     f"{cfg.strategy} hashing, whose decode needs no prior")
+    helpers = {}
+    for model in ("estimator", "prior"):  # the helper runs a restorer needs, trained at the bridge's size
+        if getattr(args, model) is not None:
+            helpers[model] = read_full_checkpoint(parser, getattr(args, model), model)
+            if helpers[model][1].image_size != cfg.image_size:
+                parser.error(f"--{model} {str(getattr(args, model))!r} was trained at "
+                             f"{helpers[model][1].image_size}², the bridge at {cfg.image_size}²")
     try:
         files = ImageFiles(args.input, cfg.image_size)
     except ValueError as err:
         parser.error(str(err))
     if len(files) == 0:
         parser.error(f"no PNG/JPEG images in {str(args.input)!r}")
-    return ckpt, cfg, files
+    return ckpt, cfg, files, helpers
 
 
 def read_full_checkpoint(parser, path: Path, model: str):
     """The checkpoint at ``path`` (a file, or a run folder's latest) and its full config, which must be of a
-    ``model`` run ("bridge" or "estimator"); argparse errors otherwise."""
+    ``model`` run ("bridge", "estimator" or "prior"); argparse errors otherwise."""
     given = path
     if path.is_dir():
         path = latest_checkpoint(path)
@@ -133,11 +129,10 @@ def read_full_checkpoint(parser, path: Path, model: str):
     return ckpt, cfg
 
 
-def load_model(ckpt, cfg, weights: str, device):
-    model = as_parameterization(network_of(cfg), schedule_of(cfg))
-    state = ckpt.parts["ema"]["model"] if weights == "ema" else ckpt.parts["model"]
-    model.load_state_dict(state)
-    return model.to(device).eval()
+def load_net(net: torch.nn.Module, ckpt, weights: str, device) -> torch.nn.Module:
+    """``net`` (built from the checkpoint's config) with the checkpoint's EMA or raw weights, in eval mode."""
+    net.load_state_dict(ckpt.parts["ema"]["model"] if weights == "ema" else ckpt.parts["model"])
+    return net.to(device).eval()
 
 
 def params_vector(folder: Path, stem: str) -> torch.Tensor:
@@ -148,22 +143,18 @@ def params_vector(folder: Path, stem: str) -> torch.Tensor:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    ckpt, cfg, files = check_args(parser, args)
+    ckpt, cfg, files, helpers = check_args(parser, args)
     device = dist.init(args.device)
     try:
-        model = load_model(ckpt, cfg, args.weights, device)
-        estimator = None
-        if args.estimator is not None:
-            est, est_cfg = args.estimator
-            estimator = estimator_of(est_cfg)
-            estimator.load_state_dict(est.parts["ema"]["model"])
-            estimator.to(device).eval()
-        denoiser = None
-        if args.prior is not None:  # Noise-I2SB's Denoise(x̂; λ): DDIM from where the prior's σ/α = λ
-            prior, prior_cfg = args.prior
-            prior_net = prior_of(prior_cfg)
-            prior_net.load_state_dict(prior.parts["ema"]["model"])
-            denoiser = DDIMDenoiser(prior_net.to(device).eval(), VPSchedule(), nfe=args.prior_nfe)
+        model = load_net(as_parameterization(network_of(cfg), schedule_of(cfg)), ckpt, args.weights, device)
+        estimator = denoiser = None
+        if "estimator" in helpers:
+            est, est_cfg = helpers["estimator"]
+            estimator = load_net(estimator_of(est_cfg), est, "ema", device)
+        if "prior" in helpers:  # Noise-I2SB's Denoise(x̂; λ): DDIM from where the prior's σ/α = λ
+            prior, prior_cfg = helpers["prior"]
+            denoiser = DDIMDenoiser(load_net(prior_of(prior_cfg), prior, "ema", device), VPSchedule(),
+                                    nfe=args.prior_nfe)
         strategy, conditioning, schedule = strategy_of(cfg, denoiser), conditioning_of(cfg), schedule_of(cfg)
         stems = [str(Path(n).with_suffix("")) for n in files.names]
         todo = [i for i, s in enumerate(stems) if not (args.out / f"{s}.png").exists()]
@@ -211,11 +202,11 @@ def main(argv: list[str] | None = None) -> int:
             record = {"checkpoint": str(ckpt.path), "step": ckpt.step, "weights": args.weights, "nfe": args.nfe,
                       "ot_ode": args.ot_ode, "seed": args.seed, "variant": cfg.variant, "input": str(args.input),
                       "restored_now": done, "skipped": skipped,
-                      "da": None if not conditioning.da else (f"estimated by {args.estimator[0].path}"
+                      "da": None if not conditioning.da else (f"estimated by {est.path}"
                                                                if estimator is not None else f"true, {args.params}"),
                       "decode": (f"eq. 18 ({cfg.strategy})" if cfg.strategy != "noise" else
-                                 "x_hat (no --prior: eq. 18's Denoise not applied)" if args.prior is None else
-                                 f"eq. 18 (noise): DDIM on {args.prior[0].path}, {args.prior_nfe} steps")}
+                                 "x_hat (no --prior: eq. 18's Denoise not applied)" if denoiser is None else
+                                 f"eq. 18 (noise): DDIM on {prior.path}, {args.prior_nfe} steps")}
             (args.out / "restore.json").write_text(json.dumps(record, indent=1) + "\n")
             print(f"restored {done} image(s) into {args.out}; {len(skipped)} unreadable input(s) skipped"
                   + (f" (listed in {args.out / 'skipped.txt'})" if skipped else ""))
