@@ -40,29 +40,29 @@ def schedule_of(cfg: FullConfig) -> SymmetricSchedule:
     return SymmetricSchedule(cfg.beta_min, cfg.beta_max)
 
 
+def _unet(cfg: FullConfig, channels: int, **cond) -> UNet:
+    """The U-Net ``cfg.net`` at ``cfg.image_size`` with ``channels`` in and out, initialised from ``cfg.seed``."""
+    return seeded(lambda: UNet.from_config(cfg.net, in_channels=channels, out_channels=channels,
+                                           image_size=cfg.image_size, use_checkpoint=cfg.use_checkpoint, **cond),
+                  cfg.seed)
+
+
 def network_of(cfg: FullConfig) -> UNet:
-    """The U-Net ``cfg.net`` at ``cfg.image_size``, with the channels the hashing and the conditions need.
-    Initialised from ``cfg.seed`` (DDP then broadcasts rank 0's weights anyway)."""
-    channels = strategy_of(cfg).channels(IMAGE_CHANNELS)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
-        return UNet.from_config(cfg.net, in_channels=channels, out_channels=channels, image_size=cfg.image_size,
-                                use_checkpoint=cfg.use_checkpoint,
-                                **conditioning_of(cfg).unet_kwargs(IMAGE_CHANNELS))
+    """The bridge's U-Net, with the channels the hashing and the conditions need (DDP then broadcasts
+    rank 0's weights anyway)."""
+    return _unet(cfg, strategy_of(cfg).channels(IMAGE_CHANNELS), **conditioning_of(cfg).unet_kwargs(IMAGE_CHANNELS))
 
 
 def estimator_of(cfg: FullConfig) -> DegradationEstimator:
     """The degradation estimator (``model: estimator``): an LQ face → eq. 19's vector in [0, 1], the ``da``
     condition of Table 3 (c)–(f) when the true draw is unknown (real-world faces). From ``cfg.seed``."""
-    return seeded(lambda: DegradationEstimator(IMAGE_CHANNELS, cfg.estimator_width), cfg.seed, "cpu")
+    return seeded(lambda: DegradationEstimator(IMAGE_CHANNELS, cfg.estimator_width), cfg.seed)
 
 
 def prior_of(cfg: FullConfig) -> UNet:
-    """The unconditional ε-network of a VP diffusion prior (``model: prior``): the U-Net ``cfg.net`` on the
-    HQ faces, for Noise-I2SB's DDIM decode (P-I2SB eq. 18). From ``cfg.seed``."""
-    return seeded(lambda: UNet.from_config(cfg.net, in_channels=IMAGE_CHANNELS, out_channels=IMAGE_CHANNELS,
-                                           image_size=cfg.image_size, use_checkpoint=cfg.use_checkpoint),
-                  cfg.seed, "cpu")
+    """The unconditional ε-network of a VP diffusion prior (``model: prior``) on the HQ faces, for
+    Noise-I2SB's DDIM decode (P-I2SB eq. 18)."""
+    return _unet(cfg, IMAGE_CHANNELS)
 
 
 def degrade_fn_of(cfg: FullConfig):
