@@ -132,8 +132,8 @@ def restore(model: Model, y: torch.Tensor, schedule: Schedule, strategy: PseudoH
         raise ValueError(f"seed: one per sample needs {y.shape[0]} seeds (y's batch); got {len(seed)}")
     params = list(model.parameters()) if isinstance(model, torch.nn.Module) else []
     device = params[0].device if params else y.device
-    seeded = lambda s: torch.Generator(device=device).manual_seed(s)  # noqa: E731
-    generator = [seeded(s) for s in seed] if per_sample else seeded(seed)
+    seeded = [torch.Generator(device=device).manual_seed(s) for s in (seed if per_sample else [seed])]
+    generator = seeded if per_sample else seeded[0]
     conditioning = conditioning or _NONE
     step = y.shape[0] if chunk is None else chunk
     xs, x_hats, first = [], [], None

@@ -19,6 +19,7 @@ import torch
 from full import restore as restore_cli
 from full import train as train_cli
 from pi2sb_lab.checkpoint import latest_checkpoint, load_checkpoint
+from pi2sb_lab.data.images import ImageFiles
 from photos import photo_folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +49,13 @@ def free_port() -> int:
 
 def losses(run_dir: Path) -> list[float]:
     return [json.loads(line)["loss"] for line in (run_dir / "log.jsonl").read_text().splitlines()]
+
+
+def level_difference(a: Path, b: Path) -> tuple[list[str], int]:
+    """The PNG names of folders ``a`` and ``b`` (which must agree) and the largest 8-bit difference between them."""
+    first, second = ImageFiles(a, 32), ImageFiles(b, 32)
+    assert first.names == second.names, (first.names, second.names)
+    return first.names, max((first.read(i).int() - second.read(i).int()).abs().max().item() for i in range(len(first)))
 
 
 def ema_weights(run_dir: Path) -> dict:
@@ -159,10 +167,7 @@ def test_restore_then_evaluate_end_to_end_under_torchrun(faces, single_run, tmp_
     # Each image's noise is seeded by its name: one process at batch 3 gives what 2 ranks at batch 2 gave.
     assert restore_cli.main([str(single_run), str(tmp_path / "set" / "lq"), str(tmp_path / "again"), "--nfe", "2",
                              "--batch-size", "3", "--params", str(tmp_path / "set" / "params")]) == 0
-    from pi2sb_lab.data.images import ImageFiles
-    first, second = ImageFiles(out, 32), ImageFiles(tmp_path / "again", 32)
-    assert first.names == second.names
-    worst = max((first.read(i).int() - second.read(i).int()).abs().max().item() for i in range(len(first)))
+    _, worst = level_difference(out, tmp_path / "again")
     assert worst <= 1, f"restorations depend on the batch: up to {worst} levels apart"
     os.environ["TORCH_HOME"] = str(tmp_path / "torch_home")
     try:
@@ -229,10 +234,8 @@ def test_prior_trains_and_decodes_noise_i2sb(faces, single_run, tmp_path, capsys
     plain = json.loads((tmp_path / "plain" / "restore.json").read_text())
     ddim = json.loads((tmp_path / "ddim" / "restore.json").read_text())
     assert plain["decode"].startswith("x_hat (no --prior") and "DDIM on" in ddim["decode"], (plain, ddim)
-    from pi2sb_lab.data.images import ImageFiles
-    a, b = ImageFiles(tmp_path / "plain", 32), ImageFiles(tmp_path / "ddim", 32)
-    assert a.names == b.names == ["img_000.png", "img_001.png"]
-    moved = max((a.read(i).int() - b.read(i).int()).abs().max().item() for i in range(2))
+    names, moved = level_difference(tmp_path / "plain", tmp_path / "ddim")
+    assert names == ["img_000.png", "img_001.png"]
     assert moved > 0, f"the DDIM decode left x̂ unchanged ({moved} levels)"  # same seeds: only the decode differs
     with pytest.raises(SystemExit) as exit_info:
         restore_cli.main([str(single_run), lq, str(tmp_path / "o"), "--params", str(tmp_path / "set" / "params"),
