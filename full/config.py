@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import re
 import typing
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +87,12 @@ class FullConfig:
     progress: bool = True                # progress bar on rank 0
 
     def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):  # NaN passes `< 0` and `> 0` tests alike; inf is never a setting
+            value = getattr(self, field.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{field.name}={value!r} must be a finite number")
+            if isinstance(value, int) and not -2**63 <= value < 2**63:
+                raise ConfigError(f"{field.name}={value!r} does not fit a 64-bit integer")
         choices = {"model": list(MODELS), "strategy": sorted(STRATEGIES), "conditioning": list(CONDITIONINGS),
                    "net": sorted(UNET_CONFIGS), "degradation": sorted(PRESETS)}
         for key, allowed in choices.items():
@@ -198,9 +206,14 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] = ()
                 known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
                 raise ConfigError(f"no config file {str(path)!r}; give a YAML path or one of {known}")
         try:
+            if zipfile.is_zipfile(path):  # the data given where the config name belongs
+                raise UnicodeDecodeError("zip", b"", 0, 1, "a zip file")
             loaded = yaml.safe_load(path.read_text())
         except yaml.YAMLError as err:
             raise ConfigError(f"{path} is not valid YAML: {err}") from None
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"{path} is not a YAML text file ({err.reason}); CONFIG comes first (e.g. e-cat), "
+                              "then data=PATH for the images") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path} must hold a mapping of key: value; got a {type(loaded).__name__}")
         values.update(_checked(loaded or {}, str(path)))

@@ -30,8 +30,10 @@ import torch.distributed as torch_dist
 from tqdm.auto import tqdm
 
 from pi2sb_lab import dist
+from pi2sb_lab.cli import path_arg
 from pi2sb_lab.data.images import ImageError, ImageFiles, to_float
 from pi2sb_lab.metrics import LPIPSMetric, MissingWeightsError, frechet_distance, lpips_backbone_file, psnr, ssim
+from pi2sb_lab.preflight import argparse_errors, check_device, check_images, check_out_dir, output_stems
 
 METRICS = ("psnr", "ssim", "lpips", "fid", "niqe")
 FULL_REFERENCE = ("psnr", "ssim", "lpips")
@@ -41,17 +43,17 @@ ARROWS = {"psnr": "PSNR↑", "ssim": "SSIM↑", "lpips": "LPIPS↓", "fid": "FID
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("restored", type=Path, help="folder (or zip) of restored images")
-    parser.add_argument("--hq", type=Path, help="folder of the HQ images with the same names (full-reference mode)")
+    parser.add_argument("restored", type=path_arg, help="folder (or zip) of restored images")
+    parser.add_argument("--hq", type=path_arg, help="folder of the HQ images with the same names (full-reference mode)")
     parser.add_argument("--metrics", default=None,
                         help="comma-separated subset of psnr,ssim,lpips,fid,niqe (default: all that apply)")
-    parser.add_argument("--fid-ref", type=Path, help="reference folder for FID without --hq (e.g. FFHQ)")
+    parser.add_argument("--fid-ref", type=path_arg, help="reference folder for FID without --hq (e.g. FFHQ)")
     parser.add_argument("--fid-features", default="inception",
                         help="FID network: 'inception' (default) or 'module:factory' returning an nn.Module")
     parser.add_argument("--lpips-net", default="alex", choices=("alex", "vgg", "squeeze"), help="LPIPS trunk")
-    parser.add_argument("--niqe-model", type=Path, default=None,
+    parser.add_argument("--niqe-model", type=path_arg, default=None,
                         help="NIQE pristine model (.mat or .npz; default: niqe_modelparameters.mat in the hub cache)")
-    parser.add_argument("--out", type=Path, help="output folder (default: RESTORED_metrics)")
+    parser.add_argument("--out", type=path_arg, help="output folder (default: RESTORED_metrics)")
     parser.add_argument("--label", default=None, help="row label in the table (default: the folder name)")
     parser.add_argument("--batch-size", type=int, default=16, help="images per feature batch (default 16)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda:LOCAL_RANK when available)")
@@ -60,12 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
     """Every check that needs no image decoded; returns the metrics to compute."""
-    if not args.restored.exists():
-        parser.error(f"restored folder {str(args.restored)!r} does not exist")
-    if args.hq is not None and not args.hq.exists():
-        parser.error(f"--hq folder {str(args.hq)!r} does not exist")
-    if args.fid_ref is not None and not args.fid_ref.exists():
-        parser.error(f"--fid-ref folder {str(args.fid_ref)!r} does not exist")
+    with argparse_errors(parser):
+        check_device(args.device)
+        restored = check_images(args.restored, None, "RESTORED")
+        if args.hq is not None:  # names are matched by stem: a.png and a.jpg in one set would be a guess
+            output_stems(check_images(args.hq, None, "--hq"), "--hq")
+            output_stems(restored, "RESTORED")
+        if args.fid_ref is not None:
+            check_images(args.fid_ref, None, "--fid-ref")
+        args.out = check_out_dir(args.out or args.restored.with_name(args.restored.name + "_metrics"), "--out")
+        check_same_evaluation(args.out, args.restored)
     if args.batch_size < 1:
         parser.error(f"--batch-size must be >= 1; got {args.batch_size}")
     if args.metrics is None:
@@ -94,6 +100,19 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> lis
     except (MissingWeightsError, ValueError, ImportError) as err:
         parser.error(str(err))
     return [m for m in METRICS if m in wanted]
+
+
+def check_same_evaluation(out: Path, restored: Path) -> None:
+    """``out`` may hold an earlier evaluation of the same folder (a rerun replaces it), never another's."""
+    from pi2sb_lab.preflight import PreflightError
+
+    try:
+        earlier = json.loads((out / "metrics.json").read_text()).get("restored")
+    except (OSError, ValueError, AttributeError):
+        return
+    if earlier is not None and Path(earlier).resolve() != restored.resolve():
+        raise PreflightError(f"--out {str(out)!r} holds the metrics of another folder ({earlier}); choose another "
+                             "--out")
 
 
 def _stem(name: str) -> str:
@@ -237,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     wanted = check_args(parser, args)
-    out = args.out or args.restored.with_name(args.restored.name + "_metrics")
+    out = args.out  # checked: a folder that can be made
     device = dist.init(args.device)
     try:
         result = evaluate(args, wanted, device)

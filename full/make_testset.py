@@ -29,7 +29,9 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from pi2sb_lab.data.images import ImageError, ImageFiles, sample_seed, save_png, to_float
+from pi2sb_lab.cli import path_arg
+from pi2sb_lab.data.images import ImageError, sample_seed, save_png, to_float
+from pi2sb_lab.preflight import argparse_errors, check_apart, check_images, check_out_dir, output_stems
 from pi2sb_lab.degrade import DEGRADATION_PARAM_NAMES, PRESETS, degrade
 
 TEST_SEED = 2025
@@ -53,8 +55,8 @@ def out_stem(name: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 2)[2],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("hq", type=Path, help="folder or .zip of HQ faces (PNG/JPEG)")
-    parser.add_argument("out", type=Path, help="output folder (hq/, lq/, params/, manifest.json)")
+    parser.add_argument("hq", type=path_arg, help="folder or .zip of HQ faces (PNG/JPEG)")
+    parser.add_argument("out", type=path_arg, help="output folder (hq/, lq/, params/, manifest.json)")
     parser.add_argument("--seed", type=int, default=TEST_SEED, help=f"the set's seed (default {TEST_SEED})")
     parser.add_argument("--size", type=int, default=512, help="side of the square images (default 512)")
     parser.add_argument("--preset", default="ffhq512", choices=sorted(PRESETS), help="eq. 19 preset (default ffhq512)")
@@ -66,17 +68,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--size must be >= 8; got {args.size}")
     if args.limit is not None and args.limit < 1:
         parser.error(f"--limit must be >= 1; got {args.limit}")
-    if not args.hq.exists():
-        parser.error(f"HQ folder or zip {str(args.hq)!r} does not exist")
-    if args.out.resolve() == args.hq.resolve() or args.hq.resolve() in args.out.resolve().parents:
-        parser.error(f"output folder {str(args.out)!r} must not be inside the HQ input {str(args.hq)!r}")
-    try:
-        files = ImageFiles(args.hq, args.size)
-    except ValueError as err:
-        parser.error(str(err))
-    names = files.names[: args.limit]
-    if not names:
-        parser.error(f"no PNG/JPEG images in {str(args.hq)!r}")
+    with argparse_errors(parser):  # every path checked before anything is written
+        check_out_dir(args.out, "OUT")
+        files = check_images(args.hq, args.size, "HQ")
+        check_apart({"HQ": args.hq}, args.out, "OUT")
+        names = files.names[: args.limit]
+        stems = output_stems(files, "HQ")[: args.limit]
+        if (args.out / "manifest.json").exists():
+            parser.error(f"OUT {str(args.out)!r} already holds a test set (manifest.json); choose another folder "
+                         "(a rerun with the same seed would write the same files)")
 
     config = dataclasses.replace(PRESETS[args.preset], flip_prob=0.0)  # a flip is augmentation, not degradation
     skipped = []
@@ -90,20 +90,26 @@ def main(argv: list[str] | None = None) -> int:
         seed = sample_seed(args.seed, name)
         generator = torch.Generator().manual_seed(seed)
         _, lq, params = degrade(to_float(hq[None]), config, generator=generator)
-        stem = out_stem(name)
+        stem = stems[i]
         for sub, image in (("hq", hq), ("lq", lq[0])):
             (args.out / sub / stem).parent.mkdir(parents=True, exist_ok=True)
             save_png(image, args.out / sub / f"{stem}.png")
         record = params_record(name, seed, args.preset, params)
         (args.out / "params" / stem).parent.mkdir(parents=True, exist_ok=True)
         (args.out / "params" / f"{stem}.json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    if len(skipped) == len(names):  # nothing was written: no manifest of an empty set
+        print(f"make_testset.py: error: none of the {len(names)} image(s) in {args.hq} could be decoded "
+              f"(the first: {skipped[0]}); nothing written", file=sys.stderr)
+        return 1
+    converted = {n: files.notes[n] for n in names if n in files.notes}
     manifest = {"source": str(args.hq), "seed": args.seed, "preset": args.preset, "size": args.size,
-                "flip_prob": 0.0, "images": len(names) - len(skipped), "skipped": skipped}
+                "flip_prob": 0.0, "images": len(names) - len(skipped), "skipped": skipped, "converted": converted}
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     print(f"wrote {len(names) - len(skipped)} HQ/LQ pairs to {args.out} (seed {args.seed}); "
-          f"{len(skipped)} unreadable file(s) skipped{': ' + ', '.join(skipped) if skipped else ''}")
+          f"{len(skipped)} unreadable file(s) skipped{': ' + ', '.join(skipped) if skipped else ''}"
+          + (f"; {len(converted)} converted on decoding (listed in manifest.json: {next(iter(converted.values()))}"
+             f"{' …' if len(converted) > 1 else ''})" if converted else ""))
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -41,28 +41,31 @@ from full.common import conditioning_of, estimator_of, network_of, prior_of, sch
 from full.config import ConfigError, config_from_dict  # noqa: E402
 from pi2sb_lab import dist  # noqa: E402
 from pi2sb_lab.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint  # noqa: E402
-from pi2sb_lab.data.images import ImageError, ImageFiles, sample_seed, save_png, to_float  # noqa: E402
+from pi2sb_lab.cli import path_arg  # noqa: E402
+from pi2sb_lab.data.images import ImageError, sample_seed, save_png, to_float  # noqa: E402
 from pi2sb_lab.degrade import DEGRADATION_PARAM_NAMES  # noqa: E402
 from pi2sb_lab.diffusion import DDIMDenoiser, VPSchedule  # noqa: E402
 from pi2sb_lab.parameterization import as_parameterization  # noqa: E402
 from pi2sb_lab.pipeline import restore  # noqa: E402
+from pi2sb_lab.preflight import (PreflightError, argparse_errors, check_apart, check_device,  # noqa: E402
+                                 check_images, check_out_dir, output_stems)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoint", type=Path, help="checkpoint file, or a run folder (its latest checkpoint)")
-    parser.add_argument("input", type=Path, help="folder or .zip of degraded faces (PNG/JPEG)")
-    parser.add_argument("out", type=Path, help="output folder for the restored PNGs")
+    parser.add_argument("checkpoint", type=path_arg, help="checkpoint file, or a run folder (its latest checkpoint)")
+    parser.add_argument("input", type=path_arg, help="folder or .zip of degraded faces (PNG/JPEG)")
+    parser.add_argument("out", type=path_arg, help="output folder for the restored PNGs")
     parser.add_argument("--nfe", type=int, default=100, help="sampler steps (network calls), default 100")
     parser.add_argument("--ot-ode", action="store_true", help="deterministic OT-ODE sampling (I2SB Prop. 3.4)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     parser.add_argument("--batch-size", type=int, default=4, help="images per sampler batch per rank (default 4)")
     parser.add_argument("--weights", choices=("ema", "model"), default="ema", help="EMA (default) or raw weights")
-    parser.add_argument("--params", type=Path, help="folder of NAME.json eq. 19 draws (make_testset.py's params/)")
-    parser.add_argument("--estimator", type=Path,
+    parser.add_argument("--params", type=path_arg, help="folder of NAME.json eq. 19 draws (make_testset.py's params/)")
+    parser.add_argument("--estimator", type=path_arg,
                         help="a `full/train.py estimator` run folder or checkpoint: predicts the da vectors")
-    parser.add_argument("--prior", type=Path,
+    parser.add_argument("--prior", type=path_arg,
                         help="a `full/train.py prior` run folder or checkpoint: Noise-I2SB's DDIM decode (eq. 18)")
     parser.add_argument("--prior-nfe", type=int, default=10, help="DDIM steps of that decode (default 10)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda:LOCAL_RANK when available)")
@@ -77,12 +80,11 @@ def check_args(parser, args):
             parser.error(f"--{name.replace('_', '-')} must be >= 1; got {getattr(args, name)}")
     if args.seed < 0:
         parser.error(f"--seed must be >= 0; got {args.seed}")
+    with argparse_errors(parser):
+        check_device(args.device)
+        check_out_dir(args.out, "OUT")
+        check_apart({"INPUT": args.input}, args.out, "OUT")
     ckpt, cfg = read_full_checkpoint(parser, args.checkpoint, "bridge")
-    if not args.input.exists():
-        parser.error(f"input {str(args.input)!r} does not exist")
-    inp, out = args.input.resolve(), args.out.resolve()
-    if out == inp or inp in out.parents:
-        parser.error(f"output folder {str(args.out)!r} is the input folder or inside it; choose another")
     if conditioning_of(cfg).da and (args.params is None) == (args.estimator is None):
         parser.error(f"this checkpoint (variant {cfg.variant}, condition {cfg.conditioning}) needs each input's "
                      "eq. 19 vector: give either --params DIR (make_testset.py's params/: the true draws) or "
@@ -99,13 +101,46 @@ def check_args(parser, args):
             if helpers[model][1].image_size != cfg.image_size:
                 parser.error(f"--{model} {str(getattr(args, model))!r} was trained at "
                              f"{helpers[model][1].image_size}², the bridge at {cfg.image_size}²")
-    try:
-        files = ImageFiles(args.input, cfg.image_size)
-    except ValueError as err:
-        parser.error(str(err))
-    if len(files) == 0:
-        parser.error(f"no PNG/JPEG images in {str(args.input)!r}")
+    with argparse_errors(parser):
+        files = check_images(args.input, cfg.image_size, "INPUT")
+        args.stems = output_stems(files, "INPUT")
+        if conditioning_of(cfg).da and args.params is not None:
+            check_params(args.params, args.stems)
+        check_same_restoration(args.out, cfg.variant, ckpt.step, args)
     return ckpt, cfg, files, helpers
+
+
+def check_params(folder: Path, stems: list[str]) -> None:
+    """Every input has a readable NAME.json with the whole eq. 19 vector in ``folder`` (checked before any
+    sampling: --params of another test set would otherwise restore nothing, one skipped file at a time)."""
+    problems = []
+    for stem in stems:
+        try:
+            params_vector(folder, stem)
+        except (OSError, ValueError) as err:
+            problems.append(str(err))
+    if problems:
+        raise PreflightError(f"--params {str(folder)!r} does not fit INPUT: {len(problems)} of {len(stems)} "
+                             f"input(s) have no usable vector (first: {problems[0]}); is it the params/ folder of "
+                             "the same test set (make_testset.py)?")
+
+
+def check_same_restoration(out: Path, variant: str, step: int, args) -> None:
+    """OUT may hold an earlier run of this same restoration (a rerun completes it), never another's: its
+    PNGs would be kept as if they were this one's."""
+    record_path = out / "restore.json"
+    if not record_path.is_file():
+        return
+    try:
+        record = json.loads(record_path.read_text())
+    except ValueError:
+        raise PreflightError(f"OUT {str(out)!r}: its restore.json is unreadable; choose another folder") from None
+    ours = {"variant": variant, "step": step, "weights": args.weights, "nfe": args.nfe, "ot_ode": args.ot_ode,
+            "seed": args.seed}
+    differ = [f"{k}: {record.get(k)!r} there, {v!r} now" for k, v in ours.items() if record.get(k) != v]
+    if differ:
+        raise PreflightError(f"OUT {str(out)!r} holds another restoration ({'; '.join(differ)}); a rerun only "
+                             "completes the same one: choose another folder")
 
 
 def read_full_checkpoint(parser, path: Path, model: str):
@@ -136,8 +171,22 @@ def load_net(net: torch.nn.Module, ckpt, weights: str, device) -> torch.nn.Modul
 
 
 def params_vector(folder: Path, stem: str) -> torch.Tensor:
-    record = json.loads((folder / f"{stem}.json").read_text())
-    return torch.tensor([record["vector"][k] for k in DEGRADATION_PARAM_NAMES], dtype=torch.float32)
+    """The eq. 19 vector of ``stem`` from make_testset.py's ``folder/stem.json``; ``ValueError`` naming the
+    file and what is missing (``OSError`` when there is no such file)."""
+    path = folder / f"{stem}.json"
+    try:
+        vector = json.loads(path.read_text())["vector"]
+        values = [vector[k] for k in DEGRADATION_PARAM_NAMES]
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"{path}: no 'vector' with the fields {', '.join(DEGRADATION_PARAM_NAMES)} "
+                         f"(missing {err})") from None
+    except FileNotFoundError:
+        raise ValueError(f"{path} does not exist") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not JSON ({err.msg} at line {err.lineno})") from None
+    if not all(isinstance(v, (int, float)) and 0 <= v <= 1 for v in values):
+        raise ValueError(f"{path}: the vector must hold numbers in [0, 1]; got {values}")
+    return torch.tensor(values, dtype=torch.float32)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             denoiser = DDIMDenoiser(load_net(prior_of(prior_cfg), prior, "ema", device), VPSchedule(),
                                     nfe=args.prior_nfe)
         strategy, conditioning, schedule = strategy_of(cfg, denoiser), conditioning_of(cfg), schedule_of(cfg)
-        stems = [str(Path(n).with_suffix("")) for n in files.names]
+        stems = args.stems  # checked: inside OUT, one input per name
         todo = [i for i, s in enumerate(stems) if not (args.out / f"{s}.png").exists()]
         mine = todo[dist.rank()::dist.world_size()]
         dist.barrier()  # every rank has listed what is left before any rank writes a file
@@ -212,6 +261,10 @@ def main(argv: list[str] | None = None) -> int:
                   + (f" (listed in {args.out / 'skipped.txt'})" if skipped else ""))
     finally:
         dist.cleanup()
+    if todo and done == 0:  # a run that restored nothing is not a success
+        print(f"restore.py: error: none of the {len(todo)} image(s) could be restored; the first reason: "
+              f"{skipped[0] if skipped else 'unknown'}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -37,6 +37,7 @@ if __package__ in (None, ""):  # run as a script (python full/train.py, torchrun
 import torch  # noqa: E402
 import torch.distributed as torch_dist  # noqa: E402
 
+from full.checks import check_train  # noqa: E402
 from full.common import (conditioning_of, degrade_fn_of, estimator_of, network_of, prior_of,  # noqa: E402
                          schedule_of, strategy_of)
 from full.config import ConfigError, FullConfig, load_config, save_config  # noqa: E402
@@ -45,6 +46,7 @@ from pi2sb_lab.checkpoint import latest_checkpoint  # noqa: E402
 from pi2sb_lab.data.images import ImageFolder, to_float  # noqa: E402
 from pi2sb_lab.diffusion import VPObjective, VPSchedule, ddim  # noqa: E402
 from pi2sb_lab.pipeline import degrade_pair_fn, restore  # noqa: E402
+from pi2sb_lab.preflight import argparse_errors  # noqa: E402
 from pi2sb_lab.train import SupervisedObjective, TrainState, training_loop  # noqa: E402
 
 
@@ -65,19 +67,8 @@ def resolve(argv: list[str] | None) -> tuple[FullConfig, bool]:
         cfg = load_config(args.config, args.overrides)
     except ConfigError as err:
         parser.error(str(err))
-    if not cfg.data:
-        parser.error("data is not set: add data=/path/to/ffhq (a folder or a .zip of PNG/JPEG faces)")
-    if not Path(cfg.data).exists():
-        parser.error(f"data={cfg.data!r}: no such folder or zip")
-    run_dir = Path(cfg.run_dir)
-    held = latest_checkpoint(run_dir) is not None or (run_dir / "config.json").exists()
-    if held and not args.resume:
-        parser.error(f"run_dir={cfg.run_dir!r} already holds a run: pass --resume to continue it, "
-                     "or choose another run_dir")
-    if run_dir.exists() and not run_dir.is_dir():
-        parser.error(f"run_dir={cfg.run_dir!r} exists and is not a folder")
-    if cfg.device is not None and cfg.device.startswith("cuda") and not torch.cuda.is_available():
-        parser.error(f"device={cfg.device!r} but CUDA is not available here; use device=cpu")
+    with argparse_errors(parser):
+        check_train(cfg, args.resume)
     return cfg, args.resume
 
 

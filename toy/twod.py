@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pi2sb_lab.cli import check_out_dir, int_at_least
+from pi2sb_lab.cli import check_out_dir, int_at_least, path_arg
 from pi2sb_lab.hashing import STRATEGIES
 from pi2sb_lab.experiments.twod_ablation import ablation_figure, as_json, check_strategies, markdown_table, run_ablation, \
     summarize
@@ -50,7 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"pseudo-hashing strategies ({' '.join(STRATEGIES)})")
     p.add_argument("--ot-ode", choices=list(OT_ODE), default="both",
                    help="train and sample with the OT-ODE (I2SB Prop. 3.4): off, on or both (default both)")
-    p.add_argument("--out", type=Path, default=None, help="run folder (default runs/twod-<timestamp>)")
+    p.add_argument("--out", type=path_arg, default=None, help="run folder (default runs/twod-<timestamp>)")
     p.add_argument("--workers", type=int_at_least(1), default=2, help="processes, one thread each (default 2)")
     p.add_argument("--parameterization", choices=["x0", "eps", "karras"], default=defaults.parameterization,
                    help=f"network output (default {defaults.parameterization})")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 __all__ = ["EXTENSIONS", "ImageError", "ImageFiles", "ImageFolder", "decode_image", "sample_seed", "to_float",
@@ -40,18 +40,76 @@ class ImageError(RuntimeError):
     """A file that cannot be decoded as an image (unreadable, truncated, or another format)."""
 
 
-def decode_image(data: bytes, size: int | None, name: str = "image") -> torch.Tensor:
+def decode_image(data: bytes, size: int | None, name: str = "image", notes: list[str] | None = None) -> torch.Tensor:
     """Decode PNG/JPEG bytes to ``(3, S, S)`` uint8 RGB; ``size=None`` keeps the file's own size (then
-    ``(3, H, W)``). Raises :class:`ImageError` naming ``name`` for anything PIL cannot fully decode."""
+    ``(3, H, W)``). Raises :class:`ImageError` naming ``name`` for anything PIL cannot fully decode, and for
+    what it could only decode by guessing (see :func:`as_rgb8`); every conversion made is appended to
+    ``notes`` (when given) as one short phrase, so a caller can say what it did."""
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.load()  # full decode here: a truncated file fails now, not later in a batch
-            rgb = img.convert("RGB")
-    except Exception as err:  # OSError (truncated), UnidentifiedImageError, SyntaxError, DecompressionBombError …
+            rgb, said = as_rgb8(img)
+    except ImageError as err:
+        raise ImageError(f"cannot decode {name}: {err}") from None
+    except UnidentifiedImageError:  # PIL's message names an in-memory buffer's address: say what it means
+        raise ImageError(f"cannot decode {name}: not an image PIL can identify (PNG/JPEG expected)") from None
+    except Exception as err:  # OSError (truncated), SyntaxError, DecompressionBombError …
         raise ImageError(f"cannot decode {name}: {type(err).__name__}: {err}") from err
+    if notes is not None:
+        notes.extend(said)
     if size is not None:
         rgb = _square(rgb, size)
     return torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1).contiguous()
+
+
+# Modes PIL's convert("RGB") maps exactly (gray is copied to the three channels, a palette looked up).
+_EXACT = {"RGB": None, "L": "gray, copied to 3 channels", "1": "1-bit, copied to 3 channels",
+          "P": "palette colours looked up", "YCbCr": "YCbCr converted to RGB"}
+
+
+def as_rgb8(img: Image.Image) -> tuple[Image.Image, list[str]]:
+    """An 8-bit RGB image and what was done to get it; :class:`ImageError` rather than a guess.
+
+    * EXIF orientation (a phone's portrait photo) is applied, so the face stands upright;
+    * 16-bit gray (PNG ``I;16``) is scaled by 255/65535 — ``convert("RGB")`` clips it, and a
+      16-bit face becomes all white;
+    * an alpha channel that is fully opaque is dropped; one with transparent pixels is refused
+      (which background to flatten onto is the user's choice, not ours);
+    * CMYK is converted with PIL's formula (no colour profile: said in the note);
+    * float (``F``) and 32-bit integer images are refused: the file does not say their range.
+    """
+    notes = []
+    orientation = img.getexif().get(0x0112, 1)
+    if orientation not in (1, None):
+        img = ImageOps.exif_transpose(img)
+        notes.append(f"turned upright by its EXIF orientation {orientation}")
+    mode = img.mode
+    if mode == "P" and "transparency" in img.info:
+        img, mode = img.convert("RGBA"), "RGBA"
+    if mode in _EXACT:
+        if _EXACT[mode]:
+            notes.append(_EXACT[mode])
+        return (img if mode == "RGB" else img.convert("RGB")), notes
+    if mode.startswith("I;16") or (mode == "I" and img.format == "PNG"):  # PNG keeps 16-bit gray as I;16 or I
+        values = np.asarray(img).astype(np.int64)
+        if values.min() < 0 or values.max() > 65535:
+            raise ImageError(f"16-bit gray image with values outside [0, 65535] (min {values.min()}, "
+                             f"max {values.max()})")
+        notes.append("16-bit gray scaled to 8 bits (×255/65535)")
+        gray = np.round(values * (255 / 65535)).astype(np.uint8)
+        return Image.fromarray(gray, "L").convert("RGB"), notes
+    if mode in ("LA", "La", "PA", "RGBA", "RGBa"):
+        alpha = np.asarray(img.getchannel("A"))
+        if alpha.min() < 255:
+            raise ImageError(f"{mode} image with {int((alpha < 255).sum())} (semi-)transparent pixel(s): flatten it "
+                             "onto the background you want first (no background is guessed here)")
+        notes.append(f"{mode} with an opaque alpha channel: alpha dropped")
+        return img.convert("RGB"), notes
+    if mode == "CMYK":
+        notes.append("CMYK converted to RGB by PIL's formula (any colour profile ignored)")
+        return img.convert("RGB"), notes
+    raise ImageError(f"image mode {mode!r} ({img.format}) is not decoded here: its value range is not stated "
+                     "in the file; save it as an 8- or 16-bit PNG or a JPEG")
 
 
 def _square(img: Image.Image, size: int) -> Image.Image:
@@ -108,6 +166,14 @@ class ImageFiles:
     ``names[i]`` is the path relative to ``root`` ("/"-separated); :meth:`read` decodes
     image ``i`` to ``(3, size, size)`` uint8 (``size=None``: the file's own size).
     A zip is opened lazily in each process (DataLoader workers get their own handle).
+
+    On purpose: symlinked sub-folders are followed (each real folder once, so a link loop
+    ends), and a broken link with an image's name is listed (reading it fails and the
+    caller skips it with the reason, instead of it vanishing); macOS's ``__MACOSX/``
+    resource forks in zips are not images and are left out. :attr:`notes` maps a name to
+    what decoding it converted (16-bit, CMYK, EXIF rotation …), for the files read in this
+    process. Names are kept as they are: a caller that builds output paths from them checks
+    them with ``pi2sb_lab.preflight.output_stems`` (``../`` members, ``a.png`` + ``a.jpg``).
     """
 
     def __init__(self, root: str | os.PathLike, size: int | None = 512) -> None:
@@ -115,17 +181,18 @@ class ImageFiles:
         if size is not None and (type(size) is not int or size < 1):
             raise ValueError(f"size must be a positive int or None; got {size!r}")
         self.size = size
+        self.notes: dict[str, str] = {}
         self._zip: zipfile.ZipFile | None = None
         self._zip_pid = -1
         if self.root.is_dir():
             self.is_zip = False
-            found = (p for p in self.root.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
-            self.names = sorted(p.relative_to(self.root).as_posix() for p in found)
+            self.names = sorted(_walk_images(self.root))
         elif self.root.is_file() and zipfile.is_zipfile(self.root):
             self.is_zip = True
             with zipfile.ZipFile(self.root) as z:
                 self.names = sorted(n for n in z.namelist()
-                                    if not n.endswith("/") and Path(n).suffix.lower() in EXTENSIONS)
+                                    if not n.endswith("/") and Path(n).suffix.lower() in EXTENSIONS
+                                    and not n.startswith("__MACOSX/"))
         elif self.root.exists():
             raise ValueError(f"{self.root} is neither a folder nor a zip file of images")
         else:
@@ -148,12 +215,32 @@ class ImageFiles:
             data = self._bytes(i)
         except (OSError, zipfile.BadZipFile, KeyError) as err:
             raise ImageError(f"cannot read {name}: {type(err).__name__}: {err}") from err
-        return decode_image(data, self.size, name)
+        notes: list[str] = []
+        image = decode_image(data, self.size, name, notes)
+        if notes:
+            self.notes[self.names[i]] = "; ".join(notes)
+        return image
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_zip"], state["_zip_pid"] = None, -1  # open handles do not pickle (spawned workers)
         return state
+
+
+def _walk_images(root: Path) -> list[str]:
+    """Relative names of the image files under ``root``, following symlinked folders once each."""
+    found, seen = [], set()
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a link back up the tree (or two links to one folder): walked once
+            subfolders[:] = []
+            continue
+        seen.add(real)
+        subfolders.sort()
+        for file in files:
+            if Path(file).suffix.lower() in EXTENSIONS:
+                found.append(Path(folder, file).relative_to(root).as_posix())
+    return found
 
 
 class ImageFolder(Dataset):
