@@ -93,3 +93,16 @@ def check_float_tensor(name: str, x) -> torch.Tensor:
         raise TypeError(f"{name} must be a floating-point tensor (float16/bfloat16/float32/float64); got {x.dtype} "
                         f"— convert with {name}.float()")
     return x
+
+
+def check_finite(name: str, x) -> None:
+    """``x`` holds no NaN/inf (tensors only; a non-tensor or an integer tensor is left to the other checks).
+
+    One reduction per call (a public entry point checks its inputs once, never per step): a NaN given to
+    a sampler would otherwise come back as a NaN image without a word.
+    """
+    if torch.is_tensor(x) and (x.is_floating_point() or x.is_complex()) and x.numel():
+        bad = ~torch.isfinite(x)
+        if bool(bad.any()):
+            raise ValueError(f"{name} must be finite; it holds NaN/inf in {int(bad.sum())} of {x.numel()} values "
+                             f"(shape {tuple(x.shape)})")

@@ -86,6 +86,19 @@ def _gaussian_window(size: int, sigma: float, dtype: torch.dtype, device: torch.
     return g[:, None] * g[None, :]
 
 
+def _check_in_range(x: torch.Tensor, y: torch.Tensor, low: float, high: float) -> None:
+    """SSIM's constants assume ``value_range``: float images in [0, 255] scored as [-1, 1] give a plausible,
+    wrong number. Values may overshoot a little (an unclamped sampler's output), not by half the range."""
+    slack = (high - low) / 2
+    for name, image in (("x", x), ("y", y)):
+        if image.is_floating_point() and image.numel():
+            lo, hi = image.aminmax()
+            lo, hi = float(lo), float(hi)
+            if not (lo >= low - slack and hi <= high + slack):  # NaN fails too
+                raise ValueError(f"{name} has values in [{lo:g}, {hi:g}], far outside value_range=({low:g}, {high:g}); "
+                                 "pass value_range=(0, 255) for [0, 255] images, or scale them")
+
+
 def ssim(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -113,6 +126,7 @@ def ssim(
     if not high > low:
         raise ValueError(f"value_range must be (low, high) with high > low, got {value_range}")
     _check_pair(x, y)
+    _check_in_range(x, y, low, high)
     b, c, h, w = x.shape
     if h < window_size or w < window_size:
         raise ValueError(f"ssim needs images of at least {window_size}x{window_size}, got {h}x{w}")

@@ -191,7 +191,30 @@ def parse_value(text: str) -> Any:
             return ast.literal_eval(text)
         except (ValueError, SyntaxError):
             pass
+        try:  # a YAML flow list, as papermill users write it: -p VARIANTS "[a-vanilla, f-res]"
+            import yaml
+
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            return text
+        return value if isinstance(value, (list, dict)) else text
     return text
+
+
+def yaml_parameters(text: str, where: str) -> dict[str, Any]:
+    """papermill's ``-y YAML`` / ``-f FILE``: a YAML mapping of parameter names to values (``ValueError``
+    naming ``where`` otherwise; the values are then checked like ``-p``'s)."""
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ValueError(f"{where} is not valid YAML: {' '.join(str(err).split())}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict) or not all(isinstance(k, str) for k in loaded):
+        raise ValueError(f"{where} must be a YAML mapping NAME: value; got {type(loaded).__name__} {loaded!r:.80}")
+    return loaded
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -203,13 +226,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("notebook", type=Path, help="a jupytext .py notebook (or an .ipynb)")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="override a parameter (repeatable); VALUE as papermill reads it, or a [list]")
+    parser.add_argument("-r", "--parameter-raw", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                        help="override a parameter with VALUE as a string (repeatable)")
+    parser.add_argument("-y", "--parameters-yaml", action="append", default=[], metavar="YAML",
+                        help="parameters as a YAML mapping, e.g. -y 'NFE: 50' (papermill's -y)")
+    parser.add_argument("-f", "--parameters-file", type=Path, action="append", default=[], metavar="FILE",
+                        help="parameters from a YAML file (papermill's -f)")
     parser.add_argument("--out", type=Path, default=None,
                         help="the executed notebook (default: build/notebooks/<name>.out.ipynb)")
     args = parser.parse_args(argv)
     if not args.notebook.is_file():
         parser.error(f"argument notebook: no such file: {args.notebook}")
-    parameters = {"INTERACTIVE": False} | {name: parse_value(value) for name, value in args.parameter}
+    # papermill's order: files, then YAML strings, then -p/-r (a later source wins); all checked alike
+    parameters = {"INTERACTIVE": False}
     try:
+        for file in args.parameters_file:
+            if not file.is_file():
+                raise ValueError(f"-f {file}: no such file")
+            try:
+                text = file.read_text()
+            except UnicodeDecodeError:
+                raise ValueError(f"-f {file} is not a YAML text file") from None
+            parameters |= yaml_parameters(text, f"-f {file}")
+        for text in args.parameters_yaml:
+            parameters |= yaml_parameters(text, f"-y {text!r}")
+        parameters |= {name: parse_value(value) for name, value in args.parameter}
+        parameters |= {name: value for name, value in args.parameter_raw}
         check_parameters(args.notebook, parameters)
     except ValueError as err:
         parser.error(str(err))

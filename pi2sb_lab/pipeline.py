@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ._checks import check_finite
 from .conditioning import Conditioning
 from .hashing import PseudoHash
 from .parameterization import Model
@@ -121,6 +122,8 @@ def restore(model: Model, y: torch.Tensor, schedule: Schedule, strategy: PseudoH
     the sampler's per-step callback with the chunk's ``rows`` (a slice of ``y``) added;
     nothing is moved to the host per step. ``clamp``: clamp the decoded ``x`` to (lo, hi).
     """
+    check_finite("y", y)
+    check_finite("degradation", degradation)  # an estimator's NaN vector would condition every step on NaN
     per_sample = isinstance(seed, (list, tuple))
     if any(type(s) is not int or s < 0 for s in (seed if per_sample else [seed])):
         raise ValueError(f"seed must be an int >= 0 or a list of them (one per row of y); got {seed!r}")

@@ -9,6 +9,7 @@ from typing import Callable
 import torch
 
 from ._checks import check_float_tensor, check_generator, check_int
+from ._checks import check_finite
 from .bridge import _step_posterior, randn_like
 from .parameterization import Model, as_parameterization
 from .schedule import Schedule, TimeGrid, time_grid
@@ -58,6 +59,7 @@ def sample(
     state would take gigabytes). ``generator``: one for the whole batch, or one per sample
     (a sequence of ``len(x1)``: each sample's noise then does not depend on its batch).
     """
+    check_finite("x1", x1)
     check_float_tensor("x1", x1)
     if isinstance(generator, (list, tuple)):
         if len(generator) != x1.shape[0]:

@@ -21,6 +21,7 @@ from typing import Callable
 
 import torch
 
+from .._checks import check_finite
 from ..bridge import _expand, randn_like
 from .sampling import DiffusionResult, _check_common, _check_grid, _reverse_walk, ddim, ddim_invert, predict, \
     walk_times
@@ -43,6 +44,7 @@ def sdedit(model, y: torch.Tensor, schedule: VPSchedule, *, t0: float, nfe: int,
     ``t0 = 0`` returns ``y`` unchanged (trajectory ``[y]``, no network call, nothing drawn).
     """
     _check_common(y, eta=eta, trajectory_stride=trajectory_stride, clip_x0=clip_x0, name="y")
+    check_finite("y", y)
     if not (isinstance(t0, (int, float)) and 0 <= t0 <= 1):
         raise ValueError(f"t0 must be a number in [0, 1] (0 keeps y, 1 forgets it); got {t0!r}")
     times = walk_times(nfe, _check_grid(grid), float(t0))
@@ -160,6 +162,7 @@ class DDIMDenoiser:
     @torch.no_grad()
     def __call__(self, x_noisy: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
         _check_common(x_noisy, name="x_noisy")
+        check_finite("x_noisy", x_noisy)
         n = x_noisy.shape[0]
         sigma = torch.as_tensor(sigma, dtype=torch.float64).detach().double().cpu().reshape(-1)
         if sigma.numel() == 1:
