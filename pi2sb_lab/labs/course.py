@@ -163,6 +163,25 @@ def _error_message(cell) -> str:
     return ""
 
 
+def _graded_ids(nb) -> set[str]:
+    return {c.metadata["nbgrader"]["grade_id"] for c in nb.cells
+            if c.metadata.get("nbgrader", {}).get("grade") and "grade_id" in c.metadata["nbgrader"]}
+
+
+def check_submission(lab: str, nb, submission: Path, sources: dict[str, Path]) -> None:
+    """The submission is a notebook of ``lab`` (checked before nbgrader runs, which would otherwise fail
+    with its own traceback): it has cells, and its graded cells are that lab's."""
+    if not nb.cells:
+        raise LabError(f"SUBMISSION {str(submission)!r} has no cells: is it the notebook you meant to hand in?")
+    mine, theirs = _graded_ids(_read_notebook(sources[lab])), _graded_ids(nb)
+    if mine & theirs:
+        return
+    other = [name for name, path in sources.items() if name != lab and theirs & _graded_ids(_read_notebook(path))]
+    said = f"its graded cells are {other[0]}'s" if other else "it has none of its graded cells"
+    raise LabError(f"SUBMISSION {str(submission)!r} is not a notebook of {lab} ({said}); "
+                   f"make grade LAB={other[0] if other else lab} …, or hand in {sources[lab].stem}.ipynb")
+
+
 def grade(lab: str, submission: Path, *, student: str = "student", source_dir: Path = LAB_SOURCES,
           course: Path = COURSE_DIR) -> GradeReport:
     """Autograde ``submission`` (a notebook of ``lab``) for ``student``; write the feedback page."""
@@ -182,11 +201,12 @@ def grade(lab: str, submission: Path, *, student: str = "student", source_dir: P
     if not student.replace("-", "").replace("_", "").isalnum():
         raise LabError(f"STUDENT must be letters, digits, '-' or '_'; got {student!r}")
     stem = sources[lab].stem
-    build([lab], source_dir=source_dir, course=course)  # the gradebook's tests are always the current source's
     try:
         nb = _read_notebook(submission)
     except Exception as err:  # not a notebook at all
         raise LabError(f"SUBMISSION {str(submission)!r} is not a readable notebook: {err}") from None
+    check_submission(lab, nb, submission, sources)
+    build([lab], source_dir=source_dir, course=course)  # the gradebook's tests are always the current source's
     target = Path(course) / "submitted" / student / lab
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
