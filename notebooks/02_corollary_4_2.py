@@ -197,13 +197,24 @@ print(f"{'strategy':8} {'one x: error':>13} {'floor':>6}   {'shared: error':>14}
 for name in STRATEGIES:
     a, b = one_x[name], many_x[name]
     print(f"{name:8} {a['error']:13.2e} {a['floor']:6.3f}   {b['error']:14.6f} {b['floor']:8.6f}")
+# The exact "twice" needs the default geometry: with an odd M one partner lies on the clean points' midline
+# (the sampler stops halfway: the floor itself), and a narrow gap lets Res's starts overlap. Elsewhere the bound.
+EXACT_TWICE = PARTNERS == 2 and GAP >= 1.0
+if not EXACT_TWICE:
+    print(f"PARTNERS={PARTNERS}, GAP={GAP}: checking floor ≤ error ≤ 2·floor; the exact 2·floor is checked at "
+          "PARTNERS=2, GAP ≥ 1 only")
 for name in STRATEGIES:
     assert one_x[name]["floor"] == 0.0 and one_x[name]["error"] < 1e-10, (name, one_x[name])
     assert abs(many_x[name]["floor"] - shared_floor) < 1e-10, (name, many_x[name]["floor"], shared_floor)
-    # Any map is at or above the floor; the perfect sampler lands on the nearer clean point: twice it, exactly
-    # (a zero, constant or identity map does not).
-    assert abs(many_x[name]["error"] - 2 * shared_floor) < 1e-10, \
-        f"{name}: shared-partner restoring error {many_x[name]['error']:.6f} is not twice the floor {shared_floor:.6f}"
+    # Any map is at or above the floor. The perfect sampler lands on the segment between the clean points that
+    # share y (its x̂0 is their posterior-weighted mean): at most twice the floor, for every parameter value;
+    # at the default geometry on the nearer point, twice it exactly. A zero, constant or identity map lands
+    # off the segment.
+    error = many_x[name]["error"]
+    ok = abs(error - 2 * shared_floor) < 1e-10 if EXACT_TWICE else \
+        shared_floor - 1e-10 <= error <= 2 * shared_floor + 1e-10
+    assert ok, (f"{name}: shared-partner restoring error {error:.6f} is not twice the floor {shared_floor:.6f}"
+                + ("" if EXACT_TWICE else " or less (it lands off the clean points' segment)"))
 
 # %% [markdown]
 # ## Learned models
