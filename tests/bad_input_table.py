@@ -7,7 +7,7 @@ Each case calls the library, a command-line driver (in this process: its ``main(
 ``python toy/….py ARGS`` runs) or the notebook checker with one bad input, and records the error class
 and its message (temporary paths shown as ``<tmp>``). ``tests/test_bad_input_table.py`` runs every case,
 checks that each is refused with the expected error and a message that names the argument, and that the
-committed table is current. ``issue`` marks the inputs listed in issue 8; the rest were added.
+committed table is current. ``issue`` marks the inputs listed in issue 8 or 17; the rest were added.
 """
 
 from __future__ import annotations
@@ -258,7 +258,322 @@ def _cases() -> list[Case]:
         C("CLI", "`bench/degrade.py --images 0`", _cli("bench/degrade.py", ["--images", "0"]), "exit 2", "argument --images", True),
         C("CLI", "`bench/degrade.py --batch-size 0`", _cli("bench/degrade.py", ["--batch-size", "0"]), "exit 2", "argument --batch-size", True),
         C("CLI", "`bench/degrade.py --size 8`", _cli("bench/degrade.py", ["--size", "8"]), "exit 2", "argument --size", True),
+    ] + _issue17_cases(C)
+
+
+# ------------------------------------------------------------------ issue 17: the drivers, hostile files, faults
+def _png(path: Path, array=None, mode: str | None = None, fmt: str = "PNG", **save) -> Path:
+    """A small image file (default: an 8-bit RGB gradient, 32²)."""
+    import numpy as np
+    from PIL import Image
+
+    if array is None:
+        array = np.linspace(0, 255, 32 * 32 * 3).reshape(32, 32, 3).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.fromarray(array) if mode is None else Image.fromarray(array).convert(mode)
+    image.save(path, format=fmt, **save)
+    return path
+
+
+def _zip(path: Path, members: dict[str, bytes]) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return path
+
+
+def _files(tmp: Path) -> None:
+    """What the driver cases point at, in ``tmp``: faces/ (2 PNGs), clash/ (a.png + a.jpg), bad/ (text named
+    .png), evil.zip (a member ../../escaped.png), nopics.zip, one.png, a full/train.py run folder's pieces."""
+    for i in range(2):
+        _png(tmp / "faces" / f"img_{i}.png")
+    _png(tmp / "clash" / "a.png")
+    _png(tmp / "clash" / "a.jpg", fmt="JPEG")
+    (tmp / "bad").mkdir()
+    (tmp / "bad" / "a.png").write_text("not an image")
+    _zip(tmp / "evil.zip", {"../../escaped.png": _png(tmp / "one.png").read_bytes()})
+    _zip(tmp / "nopics.zip", {"readme.txt": b"no faces"})
+
+
+def _full_checkpoint(tmp: Path, variant: str = "f-res") -> Path:
+    """A full/train.py checkpoint of a tiny bridge at 32² (untrained: what the drivers check is the same)."""
+    from full.common import network_of, schedule_of
+    from full.config import load_config
+    from pi2sb_lab.checkpoint import save_checkpoint
+    from pi2sb_lab.parameterization import as_parameterization
+
+    cfg = load_config(variant, ["net=tiny", "image_size=32", "device=cpu"])
+    model = as_parameterization(network_of(cfg), schedule_of(cfg))
+    return save_checkpoint(tmp / "run" / "checkpoint-000000008.pt", config={"extra": cfg.as_dict()}, step=8,
+                           model=model, ema={"model": model.state_dict()})
+
+
+def _params(folder: Path, names: list[str], vector: dict | None = None) -> Path:
+    import json
+
+    from pi2sb_lab.degrade import DEGRADATION_PARAM_NAMES
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        record = {"vector": vector if vector is not None else {k: 0.5 for k in DEGRADATION_PARAM_NAMES}}
+        (folder / f"{name}.json").write_text(json.dumps(record))
+    return folder
+
+
+@contextlib.contextmanager
+def _no_gpu():
+    """Run a case as on a machine without CUDA (the table must read the same on a GPU machine)."""
+    real = torch.cuda.is_available
+    torch.cuda.is_available = lambda: False
+    try:
+        yield
+    finally:
+        torch.cuda.is_available = real
+
+
+def _run(relative: str, args: list[str], setup: Callable[[Path], None] | None = None, *, no_gpu: bool = False,
+         unchanged: str | None = None) -> Callable[[Path], None]:
+    """A driver case in ``tmp`` after ``_files`` (and ``setup``); ``{tmp}`` in args is the folder. With
+    ``unchanged``, the case also checks that this file's bytes did not change (refused before writing)."""
+    def run(tmp: Path) -> None:
+        _files(tmp)
+        if setup is not None:
+            setup(tmp)
+        before = (tmp / unchanged).read_bytes() if unchanged else None
+        try:
+            with _no_gpu() if no_gpu else contextlib.nullcontext():
+                _cli(relative, [a.format(tmp=tmp) for a in args])(tmp)
+        finally:
+            if unchanged and (tmp / unchanged).read_bytes() != before:
+                raise AssertionError(f"{unchanged} was overwritten by a refused run")
+            if (tmp.parent / "escaped.png").exists() or (tmp / "escaped.png").exists():
+                raise AssertionError("a file was written outside the output folder")
+    return run
+
+
+def _other_variant_run(tmp: Path) -> None:
+    from full.config import load_config, save_config
+
+    save_config(load_config("c-lq-da", ["data=faces", "run_dir=r"]), tmp / "r" / "config.yaml")
+
+
+def _restore_record(tmp: Path) -> None:
+    (tmp / "o").mkdir()
+    (tmp / "o" / "restore.json").write_text('{"variant": "f-res", "step": 8, "weights": "ema", "nfe": 50, '
+                                            '"ot_ode": false, "seed": 0}')
+
+
+def _metrics_record(tmp: Path) -> None:
+    (tmp / "m").mkdir()
+    (tmp / "m" / "metrics.json").write_text('{"restored": "/elsewhere/restored"}')
+
+
+def _image(kind: str):
+    """Decode one hostile image (bytes made here) with the drivers' decoder."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from pi2sb_lab.data.images import decode_image
+
+    buffer = io.BytesIO()
+    ramp = np.linspace(0, 1, 32 * 32).reshape(32, 32)
+    if kind == "16-bit":
+        Image.fromarray((ramp * 65535).astype(np.uint16)).save(buffer, "PNG")
+    elif kind == "float":
+        Image.fromarray(ramp.astype(np.float32)).save(buffer, "TIFF")
+    elif kind == "int32":
+        Image.fromarray((ramp * 1000).astype(np.int32)).save(buffer, "TIFF")
+    elif kind == "transparent":
+        rgba = np.full((32, 32, 4), 255, np.uint8)
+        rgba[:4, :4, 3] = 0
+        Image.fromarray(rgba).save(buffer, "PNG")
+    elif kind == "cmyk":
+        Image.fromarray((ramp * 255).astype(np.uint8)).convert("CMYK").save(buffer, "JPEG")
+    elif kind == "exif":
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        Image.fromarray((ramp * 255).astype(np.uint8)).convert("RGB").save(buffer, "JPEG", exif=exif)
+    elif kind == "palette+alpha":
+        Image.fromarray((ramp * 255).astype(np.uint8)).convert("P").save(buffer, "PNG", transparency=0)
+    else:
+        raise ValueError(kind)
+    data = buffer.getvalue()
+    if kind == "16-bit":
+        image = decode_image(data, None, "g16.png")
+        if not 120 <= image.float().mean() <= 135:  # the ramp's mid-grey, not 255 everywhere
+            raise AssertionError(f"16-bit ramp decoded to mean {image.float().mean():.1f}")
+    return decode_image(data, 16, f"{kind}.img")
+
+
+def _grade(tmp: Path, which: str) -> None:
+    import nbformat
+
+    from pi2sb_lab.labs.course import grade
+
+    if which == "empty":
+        nbformat.write(nbformat.v4.new_notebook(), tmp / "lab1.ipynb")
+        grade("lab1", tmp / "lab1.ipynb", source_dir=ROOT / "notebooks" / "labs", course=tmp / "course")
+    else:
+        other = tmp / "lab2_sampler_ot_ode.py"
+        other.write_text((ROOT / "notebooks" / "labs" / "lab2_sampler_ot_ode.py").read_text())
+        grade("lab1", other, source_dir=ROOT / "notebooks" / "labs", course=tmp / "course")
+
+
+def _notebook_file(tmp: Path, text: str, args: list[str]) -> None:
+    (tmp / "params.yaml").write_text(text)
+    _cli("-m pi2sb_lab.notebook", args + ["-f", str(tmp / "params.yaml")], chdir=False)(tmp)
+
+
+def _issue17_cases(C) -> list:
+    if str(ROOT) not in sys.path:  # full/ is a folder of scripts at the repository root, not an installed package
+        sys.path.insert(0, str(ROOT))
+    from full.config import ConfigError, FullConfig, load_config, parse_overrides  # noqa: F401
+    from pi2sb_lab import hashing, sampler
+    from pi2sb_lab.diffusion import DDIMDenoiser, VPSchedule
+    from pi2sb_lab.diffusion.editing import sdedit
+    from pi2sb_lab.metrics import ssim
+    from pi2sb_lab.notebook import check_parameters, parse_value
+    from pi2sb_lab.pipeline import restore
+    from pi2sb_lab.schedule import SymmetricSchedule
+
+    S, net = SymmetricSchedule(), (lambda x, t, c=None: x)
+    nan_img = torch.zeros(2, 1, 8, 8)
+    nan_img[0, 0, 0, 0] = NAN
+    nb02, nb05 = ROOT / "notebooks" / "02_corollary_4_2.py", ROOT / "notebooks" / "05_mnist_pseudo_hashing.py"
+    T, R, M, E = "full/train.py", "full/restore.py", "full/make_testset.py", "full/evaluate.py"
+    tiny = ["net=tiny", "image_size=32", "device=cpu", "run_dir={tmp}/r"]
+    ck = "{tmp}/run"
+
+    def restore_cli(args, setup=None, **kw):
+        def both(tmp):
+            _full_checkpoint(tmp)
+            if setup is not None:
+                setup(tmp)
+        return _run(R, [ck, *args], both, **kw)
+
+    return [
+        # ---- full/train.py: settings and paths checked before run_dir exists (nothing written on refusal)
+        C("full/train", "`data=` unset", _run(T, ["e-cat", *tiny]), "exit 2", "data is not set"),
+        C("full/train", "`data=EMPTY` (an empty folder)", _run(T, ["e-cat", "data=EMPTY", *tiny]), "exit 2", "data= 'EMPTY': no PNG/JPEG images", True),
+        C("full/train", "`data=nopics.zip` (a zip with no images)", _run(T, ["e-cat", "data=nopics.zip", *tiny]), "exit 2", "data= 'nopics.zip': no PNG/JPEG images .* in this zip", True),
+        C("full/train", "`data=FILE` (a text file)", _run(T, ["e-cat", "data=FILE", *tiny]), "exit 2", "data= 'FILE': not a folder or a zip", True),
+        C("full/train", "`data=bad/` (text files named .png)", _run(T, ["e-cat", "data=bad", *tiny]), "exit 2", "none of the first 1 of 1 image\\(s\\) decodes"),
+        C("full/train", "`data=` a missing path", _run(T, ["e-cat", "data=nope", *tiny]), "exit 2", "data= 'nope' does not exist"),
+        C("full/train", "`run_dir=` empty (an unset shell variable)", _run(T, ["e-cat", "data=faces", "net=tiny", "image_size=32", "run_dir="]), "exit 2", "run_dir= is empty", True),
+        C("full/train", "`run_dir=FILE`", _run(T, ["e-cat", "data=faces", "net=tiny", "image_size=32", "run_dir=FILE"]), "exit 2", "run_dir= FILE exists and is not a folder"),
+        C("full/train", "`run_dir=faces/run` (inside the data)", _run(T, ["e-cat", "data=faces", "net=tiny", "image_size=32", "run_dir=faces/run"]), "exit 2", "is the input folder or inside it"),
+        C("full/train", "`run_dir` of an earlier run, no --resume", _run(T, ["e-cat", "data=faces", *tiny], lambda t: (t / "r").mkdir() or (t / "r" / "config.json").write_text("{}")), "exit 2", "already holds a run: pass --resume"),
+        C("full/train", "`b-lq --resume` into a c-lq-da run (config.yaml kept)", _run(T, ["b-lq", "data=faces", *tiny, "--resume"], _other_variant_run, unchanged="r/config.yaml"), "exit 2", "differs in variant='c-lq-da' there, 'b-lq' now", True),
+        C("full/train", "`lr=inf`", _run(T, ["e-cat", "data=faces", *tiny, "lr=inf"]), "exit 2", "lr=inf must be a finite number", True),
+        C("full/train", "`noise_level=.nan`", _run(T, ["noise", "data=faces", *tiny, "noise_level=.nan"]), "exit 2", "noise_level=nan must be a finite number", True),
+        C("full/train", "`ema_decay=1`", _run(T, ["e-cat", "data=faces", *tiny, "ema_decay=1"]), "exit 2", "ema_decay=1.0 must lie in \\[0, 1\\)"),
+        C("full/train", "`grad_accum=3` (does not divide batch 64)", _run(T, ["e-cat", "data=faces", *tiny, "grad_accum=3"]), "exit 2", "batch_size=64 must be a multiple of world size × grad_accum = 1 × 3", True),
+        C("full/train", "`seed=10**30`", _run(T, ["e-cat", "data=faces", *tiny, "seed=1000000000000000000000000000000"]), "exit 2", "seed=.* does not fit a 64-bit integer"),
+        C("full/train", "`total_steps=0`", _run(T, ["e-cat", "data=faces", *tiny, "total_steps=0"]), "exit 2", "total_steps=0 must be >= 1"),
+        C("full/train", "`image_size=30` for the tiny U-Net", _run(T, ["e-cat", "data=faces", "net=tiny", "image_size=30"]), "exit 2", "image_size=30 must be divisible by"),
+        C("full/train", "`lr` without `=value`", _run(T, ["e-cat", "data=faces", "lr"]), "exit 2", "override 'lr' must look like key=value"),
+        C("full/train", "`lrr=1` (a typo)", _run(T, ["e-cat", "data=faces", "lrr=1"]), "exit 2", "unknown key 'lrr' \\(did you mean 'lr'\\?\\)"),
+        C("full/train", "a zip where the config name belongs", _run(T, ["evil.zip", "data=faces"]), "exit 2", "evil.zip is not a YAML text file \\(a zip file\\)", True),
+        C("full/train", "a PNG where the config name belongs", _run(T, ["one.png", "data=faces"]), "exit 2", "one.png is not a YAML text file"),
+        C("full/train", "`device=gpu`", _run(T, ["e-cat", "data=faces", "net=tiny", "image_size=32", "device=gpu"]), "exit 2", "device='gpu' must be null, 'cpu', 'cuda' or 'cuda:N'", True),
+        C("full/train", "`device=cuda` without a GPU", _run(T, ["e-cat", "data=faces", "net=tiny", "image_size=32", "device=cuda", "run_dir=r"], no_gpu=True), "exit 2", "device= cuda: no CUDA GPU is visible", True),
+        C("full/train", "`strategy=swap`", _run(T, ["e-cat", "data=faces", "strategy=swap"]), "exit 2", "strategy='swap' is not allowed"),
+        # ---- full/restore.py
+        C("full/restore", "`--device gpu`", restore_cli(["faces", "o", "--device", "gpu"]), "exit 2", "--device must be cpu, cuda or cuda:N.*got 'gpu' \\(did you mean cuda\\?\\)", True),
+        C("full/restore", "`--device cuda` without a GPU", restore_cli(["faces", "o", "--device", "cuda"], no_gpu=True), "exit 2", "--device cuda: no CUDA GPU is visible", True),
+        C("full/restore", "OUT that is an existing file", restore_cli(["faces", "FILE", "--params", "p"]), "exit 2", "OUT FILE exists and is not a folder", True),
+        C("full/restore", "OUT empty (an unset shell variable)", restore_cli(["faces", ""]), "exit 2", "argument out: is empty"),
+        C("full/restore", "OUT inside INPUT", restore_cli(["faces", "faces/o"]), "exit 2", "is the input folder or inside it"),
+        C("full/restore", "INPUT a zip with member `../../escaped.png`", restore_cli(["evil.zip", "o", "--params", "p"], lambda t: _params(t / "p", ["x"])), "exit 2", "the name '../../escaped.png' would put its output outside", True),
+        C("full/restore", "INPUT with `a.png` and `a.jpg`", restore_cli(["clash", "o", "--params", "p"], lambda t: _params(t / "p", ["a"])), "exit 2", "a.jpg and a.png", True),
+        C("full/restore", "INPUT an empty folder", restore_cli(["EMPTY", "o", "--params", "p"], lambda t: _params(t / "p", ["x"])), "exit 2", "INPUT 'EMPTY': no PNG/JPEG images"),
+        C("full/restore", "`--params` of another test set (exited 0, 0 restored)", restore_cli(["faces", "o", "--params", "p"], lambda t: _params(t / "p", ["other_0"])), "exit 2", "--params 'p' does not fit INPUT: 2 of 2 input\\(s\\)", True),
+        C("full/restore", "`--params` vectors missing a field", restore_cli(["faces", "o", "--params", "p"], lambda t: _params(t / "p", ["img_0", "img_1"], {"sigma": 0.5})), "exit 2", "no 'vector' with the fields .* \\(missing 'gray'\\)|missing", True),
+        C("full/restore", "`--params` a file", restore_cli(["faces", "o", "--params", "FILE"]), "exit 2", "--params 'FILE' is not a folder"),
+        C("full/restore", "OUT holds another restoration (another --nfe)", restore_cli(["faces", "o", "--params", "p", "--nfe", "2"], lambda t: (_params(t / "p", ["img_0", "img_1"]), _restore_record(t))), "exit 2", "holds another restoration \\(nfe: 50 there, 2 now\\)"),
+        C("full/restore", "nothing decodes (restored 0, exited 0)", restore_cli(["bad", "o", "--params", "p", "--nfe", "1"], lambda t: _params(t / "p", ["a"])), "exit 1", "none of the 1 image\\(s\\) could be restored; the first reason: a.png: cannot decode", True),
+        C("full/restore", "CHECKPOINT a text file", _run(R, ["FILE", "faces", "o"]), "exit 2", "checkpoint 'FILE'"),
+        C("full/restore", "`--nfe 0`", restore_cli(["faces", "o", "--nfe", "0"]), "exit 2", "--nfe must be >= 1"),
+        C("full/restore", "da model without --params or --estimator", restore_cli(["faces", "o"]), "exit 2", "needs each input's eq. 19 vector"),
+        C("full/restore", "`--prior` for a Res model", restore_cli(["faces", "o", "--params", "p", "--prior", ck], lambda t: _params(t / "p", ["img_0", "img_1"])), "exit 2", "--prior decodes Noise-I2SB only"),
+        # ---- full/make_testset.py
+        C("full/make_testset", "HQ zip with member `../../escaped.png` (wrote outside OUT)", _run(M, ["evil.zip", "o", "--size", "16"]), "exit 2", "the name '../../escaped.png' would put its output outside the output folder", True),
+        C("full/make_testset", "HQ with `a.png` and `a.jpg` (one overwrote the other)", _run(M, ["clash", "o", "--size", "16"]), "exit 2", "1 output name\\(s\\) would be written by two inputs \\(a.jpg and a.png\\)", True),
+        C("full/make_testset", "nothing decodes (FileNotFoundError on manifest.json)", _run(M, ["bad", "o", "--size", "16"]), "exit 1", "none of the 1 image\\(s\\) in bad could be decoded.*nothing written", True),
+        C("full/make_testset", "OUT an existing file", _run(M, ["faces", "FILE", "--size", "16"]), "exit 2", "OUT FILE exists and is not a folder"),
+        C("full/make_testset", "OUT empty", _run(M, ["faces", "", "--size", "16"]), "exit 2", "argument out: is empty"),
+        C("full/make_testset", "OUT that already holds a test set", _run(M, ["faces", "o", "--size", "16"], lambda t: (t / "o").mkdir() or (t / "o" / "manifest.json").write_text("{}")), "exit 2", "already holds a test set \\(manifest.json\\)"),
+        C("full/make_testset", "HQ a text file", _run(M, ["FILE", "o"]), "exit 2", "HQ 'FILE': not a folder or a zip"),
+        C("full/make_testset", "HQ a zip without images", _run(M, ["nopics.zip", "o"]), "exit 2", "no PNG/JPEG images .* in this zip"),
+        C("full/make_testset", "OUT inside HQ", _run(M, ["faces", "faces/o"]), "exit 2", "is the input folder or inside it"),
+        C("full/make_testset", "OUT holds HQ", _run(M, ["faces", "."]), "exit 2", "holds the input HQ 'faces'"),
+        C("full/make_testset", "`--size 4`", _run(M, ["faces", "o", "--size", "4"]), "exit 2", "--size must be >= 8"),
+        C("full/make_testset", "`--limit 0`", _run(M, ["faces", "o", "--limit", "0"]), "exit 2", "--limit must be >= 1"),
+        # ---- full/evaluate.py (all refused before any image is scored)
+        C("full/evaluate", "`--device gpu`", _run(E, ["faces", "--device", "gpu", "--metrics", "niqe"]), "exit 2", "--device must be cpu, cuda or cuda:N", True),
+        C("full/evaluate", "`--device cuda` without a GPU", _run(E, ["faces", "--device", "cuda"], no_gpu=True), "exit 2", "--device cuda: no CUDA GPU is visible", True),
+        C("full/evaluate", "`--out FILE` (found after scoring)", _run(E, ["faces", "--hq", "faces", "--metrics", "psnr", "--out", "FILE"]), "exit 2", "--out FILE exists and is not a folder", True),
+        C("full/evaluate", "`--out` of another folder's metrics", _run(E, ["faces", "--hq", "faces", "--metrics", "psnr", "--out", "m"], _metrics_record), "exit 2", "--out 'm' holds the metrics of another folder"),
+        C("full/evaluate", "RESTORED an empty folder", _run(E, ["EMPTY", "--metrics", "niqe"]), "exit 2", "RESTORED 'EMPTY': no PNG/JPEG images"),
+        C("full/evaluate", "`--hq` with `a.png` and `a.jpg`", _run(E, ["faces", "--hq", "clash", "--metrics", "psnr"]), "exit 2", "--hq 'clash': 1 output name\\(s\\) would be written by two inputs"),
+        C("full/evaluate", "`--hq` a missing folder", _run(E, ["faces", "--hq", "nope", "--metrics", "psnr"]), "exit 2", "--hq 'nope' does not exist"),
+        C("full/evaluate", "`--metrics psnr,foo`", _run(E, ["faces", "--hq", "faces", "--metrics", "psnr,foo"]), "exit 2", "unknown \\['foo'\\]"),
+        C("full/evaluate", "`--metrics psnr` without --hq", _run(E, ["faces", "--metrics", "psnr"]), "exit 2", "need --hq"),
+        C("full/evaluate", "`--hq` and `--fid-ref` together", _run(E, ["faces", "--hq", "faces", "--fid-ref", "faces", "--metrics", "psnr"]), "exit 2", "give --hq or --fid-ref, not both"),
+        # ---- toy/: the same helper
+        C("toy", "`toy/mnist.py --out ''`", _run("toy/mnist.py", ["--out", ""]), "exit 2", "argument --out: is empty", True),
+        C("toy", "`toy/twod.py --out ''`", _run("toy/twod.py", ["--out", ""]), "exit 2", "argument --out: is empty"),
+        C("toy", "`toy/baselines.py fig8 --out ''`", _run("toy/baselines.py", ["fig8", "--out", ""]), "exit 2", "argument --out: is empty"),
+        C("toy", "`toy/mnist.py --device gpu`", _run("toy/mnist.py", ["--device", "gpu", "--out", "o"]), "exit 2", "--device must be 'auto', 'cpu' or 'cuda\\[:N\\]'; got 'gpu'", True),
+        # ---- image decoding (every driver reads through it)
+        C("images", "16-bit gray PNG (was all white)", lambda _: _accepted(_image("16-bit")), "accepted", "", True),
+        C("images", "CMYK JPEG (converted, said in the manifest)", lambda _: _accepted(_image("cmyk")), "accepted", ""),
+        C("images", "EXIF orientation 6 (turned upright)", lambda _: _accepted(_image("exif")), "accepted", ""),
+        C("images", "RGBA with transparent pixels", lambda _: _image("transparent"), "ImageError", "cannot decode transparent.img: RGBA image with 16 \\(semi-\\)transparent pixel\\(s\\)", True),
+        C("images", "palette PNG with a transparent colour", lambda _: _image("palette+alpha"), "ImageError", "transparent pixel"),
+        C("images", "32-bit float TIFF", lambda _: _image("float"), "ImageError", "image mode 'F' \\(TIFF\\) is not decoded here", True),
+        C("images", "32-bit integer TIFF", lambda _: _image("int32"), "ImageError", "image mode 'I' \\(TIFF\\)"),
+        C("images", "text file named .png", lambda t: _image_file(t, b"not an image"), "ImageError", "not an image PIL can identify"),
+        C("images", "PNG cut to a third", lambda t: _image_file(t, (lambda data: data[: len(data) // 3])(_png(t / "x.png").read_bytes())), "ImageError", "cannot decode .*face.png"),
+        # ---- NaN in, NaN out (one check per call)
+        C("sampler", "NaN in `sample`'s x1", lambda _: sampler.sample(net, nan_img, S, nfe=2), "ValueError", "x1 must be finite; it holds NaN/inf in 1 of 128", True),
+        C("diffusion", "NaN in `sdedit`'s y", lambda _: sdedit(net, nan_img, VPSchedule(), t0=0.5, nfe=2), "ValueError", "y must be finite", True),
+        C("diffusion", "NaN into `DDIMDenoiser`", lambda _: DDIMDenoiser(net, VPSchedule())(nan_img, 0.1), "ValueError", "x_noisy must be finite", True),
+        C("pipeline", "NaN in `restore`'s degradation vector", lambda _: restore(net, torch.zeros(2, 1, 8, 8), S, hashing.Origin(), nfe=2, degradation=torch.full((2, 9), NAN)), "ValueError", "degradation must be finite; it holds NaN/inf in 18 of 18", True),
+        C("pipeline", "NaN in `restore`'s y", lambda _: restore(net, nan_img, S, hashing.Origin(), nfe=2), "ValueError", "y must be finite"),
+        C("metrics", "`ssim` of float images in [0, 255]", lambda _: ssim(torch.full((1, 3, 16, 16), 200.0), torch.full((1, 3, 16, 16), 100.0)), "ValueError", "x has values in \\[200, 200\\], far outside value_range=\\(-1, 1\\)", True),
+        C("metrics", "`ssim` with NaN", lambda _: ssim(torch.full((1, 1, 16, 16), NAN), torch.zeros(1, 1, 16, 16)), "ValueError", "x has values in \\[nan, nan\\]"),
+        # ---- the config loader from Python
+        C("full/config", "`load_config('<a zip>')`", lambda t: load_config(_zip(t / "data.zip", {"a.png": b"x"})), "ConfigError", "data.zip is not a YAML text file"),
+        C("full/config", "`FullConfig(lr=nan)`", lambda _: FullConfig(lr=NAN), "ConfigError", "lr=nan must be a finite number"),
+        C("full/config", "`FullConfig(beta_max=inf)`", lambda _: FullConfig(beta_max=INF), "ConfigError", "beta_max=inf must be a finite number"),
+        C("full/config", "override `=3` (no key)", lambda _: parse_overrides(["=3"]), "ConfigError", "override '=3' must look like key=value"),
+        C("full/config", "a YAML list as the config file", lambda t: load_config((t / "c.yaml").write_text("- a\n") and t / "c.yaml"), "ConfigError", "must hold a mapping"),
+        # ---- papermill's conventions: -y, -f, YAML lists, checked like -p
+        C("CLI", "`make notebook … P=\"-y 'NFE: .nan'\"`", _cli("-m pi2sb_lab.notebook", ["notebooks/01_dirac_pair_bridge.py", "-y", "NFE: .nan"], chdir=False), "exit 2", "parameter NFE must be an int like its default", True),
+        C("CLI", "`-y 'NFEE: 5'` (a typo)", _cli("-m pi2sb_lab.notebook", ["notebooks/01_dirac_pair_bridge.py", "-y", "NFEE: 5"], chdir=False), "exit 2", "unknown parameter NFEE \\(did you mean NFE\\?\\)"),
+        C("CLI", "`-y '[1, 2]'` (not a mapping)", _cli("-m pi2sb_lab.notebook", ["notebooks/01_dirac_pair_bridge.py", "-y", "[1, 2]"], chdir=False), "exit 2", "-y '\\[1, 2\\]' must be a YAML mapping NAME: value"),
+        C("CLI", "`-y 'NFE: [1'` (broken YAML)", _cli("-m pi2sb_lab.notebook", ["notebooks/01_dirac_pair_bridge.py", "-y", "NFE: [1"], chdir=False), "exit 2", "-y 'NFE: \\[1' is not valid YAML"),
+        C("CLI", "`-f missing.yaml`", _cli("-m pi2sb_lab.notebook", ["notebooks/01_dirac_pair_bridge.py", "-f", "missing.yaml"], chdir=False), "exit 2", "-f missing.yaml: no such file", True),
+        C("CLI", "`-f params.yaml` with `BETA_MAX: .inf`", lambda t: _notebook_file(t, "BETA_MAX: .inf\n", ["notebooks/01_dirac_pair_bridge.py"]), "exit 2", "parameter BETA_MAX must be finite", True),
+        C("CLI", "`-p VARIANTS \"[a-vanilla, f-res]\"` (YAML list; accepted now)", lambda _: _accepted(check_parameters(nb05, {"VARIANTS": parse_value("[a-vanilla, f-res]")})), "accepted", "", True),
+        C("CLI", "notebook 02 `-p GAP \"[a-vanilla, 3]\"` (a list for a float)", lambda _: check_parameters(nb02, {"GAP": parse_value("[a-vanilla, 3]")}), "ValueError", "parameter GAP must be a float like its default"),
+        # ---- grading
+        C("labs", "`make grade LAB=lab1` with lab2's notebook (RuntimeError)", lambda t: _grade(t, "other"), "LabError", "is not a notebook of lab1 \\(its graded cells are lab2's\\)", True),
+        C("labs", "`make grade` with a notebook of no cells (max() of empty)", lambda t: _grade(t, "empty"), "LabError", "has no cells", True),
     ]
+
+
+def _image_file(tmp: Path, data: bytes) -> None:
+    from pi2sb_lab.data.images import ImageFiles
+
+    (tmp / "faces").mkdir(exist_ok=True)
+    (tmp / "faces" / "face.png").write_bytes(data)
+    ImageFiles(tmp / "faces", 16).read(0)
 
 
 class _Accepted(Exception):
@@ -305,7 +620,8 @@ HEADER = """# Bad input: what each gets now
 
 Generated by `python tests/bad_input_table.py --write docs/bad_input.md` (every case is run; the test
 `tests/test_bad_input_table.py` checks each answer and that this file is current). **issue**: listed in
-issue 8; the others were added. **answer**: the error raised, or `exit 2` for a command line (argparse's
+issue 8 (rows 1–99) or issue 17 (the full/ drivers, hostile files, NaN inputs, papermill, grading); the others
+were added. **answer**: the error raised, or `exit 2` for a command line (argparse's
 usage line and `error:` message, no traceback, nothing written — the message column shows the `error:`
 line). Temporary paths are shown as `<tmp>`.
 

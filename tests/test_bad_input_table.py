@@ -16,7 +16,7 @@ def test_every_bad_input_gets_a_clear_answer():
     wrong = [(case.bad_input, case.expect, kind, message[:300]) for case, kind, message in results
              if kind != case.expect or not re.search(case.names, message)]
     assert not wrong, "answers that changed or lost the argument's name:\n" + "\n".join(map(str, wrong))
-    assert len(results) >= 60 and sum(not case.issue for case, _, _ in results) >= 15
+    assert len(results) >= 160 and sum(not case.issue for case, _, _ in results) >= 15
     assert not any("Traceback" in message for _, _, message in results)
     page = DOC.read_text()
     for line in text.splitlines()[2:]:
