@@ -186,7 +186,8 @@ def parse_overrides(overrides: list[str]) -> dict:
         try:
             value = yaml.safe_load(text) if text.strip() else ""
         except yaml.YAMLError as err:
-            raise ConfigError(f"command line: {key}={text!r} is not a readable value ({err.problem})") from None
+            why = getattr(err, "problem", None) or err  # a ReaderError (a control character) has no .problem
+            raise ConfigError(f"command line: {key}={text!r} is not a readable value ({why})") from None
         if _TYPES[key] is str and value is not None and not isinstance(value, str):
             value = text  # a run folder called 2024 is still a string
         out[key] = value
