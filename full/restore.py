@@ -111,15 +111,16 @@ def check_args(parser, args):
 
 
 def check_params(folder: Path, stems: list[str]) -> None:
-    """Every input has a readable NAME.json with the whole eq. 19 vector in ``folder`` (checked before any
-    sampling: --params of another test set would otherwise restore nothing, one skipped file at a time)."""
+    """Some input has a readable NAME.json with the whole eq. 19 vector in ``folder`` (checked before any
+    sampling: --params of another test set would otherwise restore nothing, one skipped file at a time).
+    An input without one is skipped and listed in skipped.txt, like an unreadable image."""
     problems = []
     for stem in stems:
         try:
             params_vector(folder, stem)
         except (OSError, ValueError) as err:
             problems.append(str(err))
-    if problems:
+    if len(problems) == len(stems):
         raise PreflightError(f"--params {str(folder)!r} does not fit INPUT: {len(problems)} of {len(stems)} "
                              f"input(s) have no usable vector (first: {problems[0]}); is it the params/ folder of "
                              "the same test set (make_testset.py)?")
