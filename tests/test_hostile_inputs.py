@@ -171,3 +171,29 @@ def test_a_zip_member_that_escapes_is_listed_but_refused_as_an_output_name(tmp_p
     assert files.names == [member]
     with pytest.raises(PreflightError, match="outside the output folder"):
         output_stems(files, "HQ")
+
+
+def test_symlinked_folders_are_followed_once_and_broken_links_listed(tmp_path):
+    import os
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "face.png")
+    (tmp_path / "real").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "real" / "inner.png")
+    os.symlink(tmp_path / "real", tmp_path / "zlinked")      # a second way into one real folder
+    os.symlink(tmp_path, tmp_path / "real" / "loop")         # a link back up: must not recurse forever
+    os.symlink(tmp_path / "gone.png", tmp_path / "broken.png")
+    files = ImageFiles(tmp_path, 8)
+    assert files.names == ["broken.png", "face.png", "real/inner.png"], files.names
+    with pytest.raises(ImageError, match="cannot read .*broken.png"):
+        files.read(0)
+
+
+def test_zip_resource_forks_are_not_images(tmp_path):
+    import zipfile
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, "PNG")
+    with zipfile.ZipFile(tmp_path / "faces.zip", "w") as z:
+        z.writestr("faces/a.png", buffer.getvalue())
+        z.writestr("__MACOSX/faces/._a.png", b"\x00\x05\x16\x07")
+    assert ImageFiles(tmp_path / "faces.zip", 8).names == ["faces/a.png"]
