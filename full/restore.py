@@ -82,6 +82,8 @@ def check_args(parser, args):
         parser.error(f"--seed must be >= 0; got {args.seed}")
     with argparse_errors(parser):
         check_device(args.device)
+        if not args.input.exists():  # before the checkpoint's needs: the first thing a typo breaks
+            raise PreflightError(f"INPUT {str(args.input)!r} does not exist: no such folder or zip of PNG/JPEG images")
         check_out_dir(args.out, "OUT")
         check_apart({"INPUT": args.input}, args.out, "OUT")
     ckpt, cfg = read_full_checkpoint(parser, args.checkpoint, "bridge")
