@@ -45,6 +45,13 @@ class StepTable:
     uses_x1: bool
     _cast: dict = field(default_factory=dict, repr=False)
 
+    @property
+    def draws(self) -> list[bool]:
+        """Whether step n draws noise (ρ_n > 0)."""
+        if "draws" not in self._cast:
+            self._cast["draws"] = (self.rho > 0).tolist()
+        return self._cast["draws"]
+
     def cast(self, dtype: torch.dtype, device: torch.device) -> list[tuple[torch.Tensor, ...]]:
         key = (dtype, device)
         if key not in self._cast:
@@ -57,19 +64,24 @@ _TABLES: OrderedDict = OrderedDict()
 _TABLE_CACHE_SIZE = 64
 
 
-def step_table(bridge: Bridge, grid: TimeGrid, eta: float = 1.0) -> StepTable:
+def step_table(bridge: Bridge, grid: TimeGrid, eta: float = 1.0, *, boot_noise: bool = False) -> StepTable:
     """The :class:`StepTable` of ``grid`` for a family (or an I2SB schedule) at noise dial ``eta``, cached.
 
     η = 1: the family's Markovian step p(X_s | X0, X_t) (I2SB eq. 4 for I2SB, bit for bit).
     Otherwise ρ = η·ρ_Markov and K = √(c²_s − ρ²)/c_t, A = a_s − K a_t, B = b_s − K b_t, where
     c²_s − ρ² = (1 − η²)c²_s + η² K²_Markov c²_t keeps full precision near η = 1. At t = 1 (c_t = 0,
-    x_t = X1 exactly) the ε̂ term vanishes: A = a_s, B = b_s, K = 0.
+    x_t = X1 exactly) the ε̂ term vanishes: A = a_s, B = b_s, K = 0, and only ρ = c_s keeps the
+    marginal there; ``boot_noise`` makes that first step Markovian whatever η (DBIM's "booting
+    noise"), so that every later step keeps every marginal. Without it, η = 0 is deterministic
+    from X1 on: with the true X0 it walks the bridge mean μ_t, I2SB's OT-ODE path.
     """
     family, eta = as_family(bridge), check_eta(eta)
-    key = (family, grid, eta)
+    if not isinstance(boot_noise, bool):
+        raise TypeError(f"boot_noise must be True or False; got {boot_noise!r}")
+    key = (family, grid, eta, boot_noise)
     table = _TABLES.get(key)
     if table is None:
-        table = _TABLES[key] = _build_table(family, grid, eta)
+        table = _TABLES[key] = _build_table(family, grid, eta, boot_noise)
         while len(_TABLES) > _TABLE_CACHE_SIZE:
             _TABLES.popitem(last=False)
     else:
@@ -77,18 +89,30 @@ def step_table(bridge: Bridge, grid: TimeGrid, eta: float = 1.0) -> StepTable:
     return table
 
 
-def _build_table(family: BridgeFamily, grid: TimeGrid, eta: float) -> StepTable:
+def _build_table(family: BridgeFamily, grid: TimeGrid, eta: float, boot_noise: bool) -> StepTable:
     times = grid.t  # float64 for the grids time_grid makes; a float32 grid keeps its dtype, as before
     t, s = times[1:].flip(0), times[:-1].flip(0)           # the order of TimeGrid.steps()
-    m = family._markov(t, s)
-    if eta == 1.0:
+    if eta == 1.0:  # the family's own Markov step: I2SB eq. 4 for I2SB, bit for bit as before
+        m = family._markov(t, s)
         return StepTable(grid, m.x0, m.x1, m.xt, m.var.sqrt(), uses_x1=bool((m.x1 != 0).any()))
-    ct, cs = family._coeffs(t), family._coeffs(s)
-    rho2 = eta * eta * m.var
+    x0, x1, xt, rho = implicit_step(family, t, s, eta)
+    if boot_noise and grid.t[-1] == 1:
+        rho = torch.cat([family._markov(t[:1], s[:1]).var.sqrt(), rho[1:]])
+    return StepTable(grid, x0, x1, xt, rho, uses_x1=True)
+
+
+def implicit_step(family: BridgeFamily, t: torch.Tensor, s: torch.Tensor, eta: float) -> tuple[torch.Tensor, ...]:
+    """(A, B, K, ρ) of the marginal-preserving step x_s = A X̂0 + B X1 + K x_t + ρ z at ρ = η·ρ_Markov.
+
+    K = √(c²_s − ρ²)/c_t (the weight of ε̂_t), A = a_s − K a_t, B = b_s − K b_t. With ρ²_Markov =
+    c²_s − K²_Markov c²_t, c²_s − ρ² = (1 − η²) c²_s + η² K²_Markov c²_t: no cancellation near η = 1.
+    At t = 1 (c_t = 0, the state is X1 itself) the ε̂ term drops: A = a_s, B = b_s, K = 0.
+    """
+    m, ct, cs = family._markov(t, s), family._coeffs(t), family._coeffs(s)
     kept = ((1.0 - eta * eta) * cs.var + eta * eta * m.xt * m.xt * ct.var).clamp_min(0.0)
-    pinned = ct.var == 0                                    # t = 1: the state is X1 itself
-    xt = torch.where(pinned, torch.zeros_like(kept), kept.sqrt() / ct.var.sqrt().where(~pinned, torch.ones_like(kept)))
-    return StepTable(grid, cs.mu_x0 - xt * ct.mu_x0, cs.mu_x1 - xt * ct.mu_x1, xt, rho2.sqrt(), uses_x1=True)
+    pinned = ct.var == 0
+    xt = torch.where(pinned, torch.zeros_like(kept), kept.sqrt() / torch.where(pinned, torch.ones_like(kept), ct.var).sqrt())
+    return cs.mu_x0 - xt * ct.mu_x0, cs.mu_x1 - xt * ct.mu_x1, xt, eta * m.var.sqrt()
 
 
 def clear_step_tables() -> None:
@@ -133,6 +157,7 @@ def sample(
     grid: str | TimeGrid = "quadratic",
     ot_ode: bool = False,
     eta: float = 1.0,
+    boot_noise: bool = False,
     cond=None,
     generator: torch.Generator | Sequence[torch.Generator] | None = None,
     callback: Callable[..., None] | None = None,
@@ -145,7 +170,9 @@ def sample(
     :class:`~pi2sb_lab.families.BridgeFamily`. ``grid``: "uniform", "quadratic" or a
     :class:`TimeGrid` (then ``nfe`` must match it). ``eta``: the noise dial in [0, 1],
     ρ = η·ρ_Markov (1: the Markovian posterior step, I2SB Alg. 2; 0: the implicit,
-    deterministic DBIM/I3SB step; see the module docstring). ``ot_ode``: drop the injected
+    deterministic DBIM/I3SB step; see the module docstring). ``boot_noise``: make
+    the first step (from X1, where c_1 = 0) Markovian whatever η, DBIM's booting noise
+    (see :func:`step_table`). ``ot_ode``: drop the injected
     noise, following the OT-ODE (I2SB Prop. 3.4): the step's mean at any η. ``callback(t=, x_t=, pred_x0=)`` is called at
     every step with the current state and the network's clean estimate: the way to watch
     (or record) the steps. ``trajectory_stride``: also keep every n-th state in the
@@ -174,12 +201,12 @@ def sample(
         steps = _string_grid(nfe, grid)
     trajectory_stride = check_int("trajectory_stride", trajectory_stride, low=0,
                                   why=" (0 keeps only the endpoints)")
-    table = step_table(schedule, steps, eta)
+    table = step_table(schedule, steps, eta, boot_noise=boot_noise)
     coeffs = table.cast(x1.dtype, x1.device)
     if not table.uses_x1:
         coeffs = [(a, None, k, rho) for a, _, k, rho in coeffs]
     x1_kw = {"x1": x1} if param.needs_x1 else {}     # GOUB's ε-parameterization reads X1
-    noisy = not ot_ode and eta > 0
+    draws = [not ot_ode and d for d in table.draws]  # ρ > 0: not at s = 0, nor at η = 0 (but a booting step)
 
     x = x1
     keep = lambda n: trajectory_stride > 0 and n % trajectory_stride == 0  # noqa: E731
@@ -195,7 +222,7 @@ def sample(
             times.append(t)
         if n == 0 or keep(n):
             preds.append(pred_x0)
-        x = mean if (not noisy or s == 0) else mean + std * randn_like(x, generator)
+        x = mean + std * randn_like(x, generator) if draws[n] else mean
     trajectory.append(x)
     times.append(steps.t[0])
     return SampleResult(x0=x, trajectory=torch.stack(trajectory), pred_x0=torch.stack(preds),
