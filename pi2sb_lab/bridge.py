@@ -155,19 +155,40 @@ def _eps_target(schedule: Bridge, x_t: torch.Tensor, x0: torch.Tensor, t: torch.
     return (x_t - shift - _expand(alpha, x_t) * (x0 - shift)) / _expand(sigma, x_t)
 
 
+_SCALES: dict = {}
+_SCALES_SIZE = 4096
+
+
+def _eps_scales_like(family: BridgeFamily, t: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(α_t, σ_t) expanded against ``like``. A sampler asks for the same few grid times over and over:
+    for one time on the CPU (a grid point) they are computed once per family, time, dtype and device
+    and kept (the same float64 arithmetic, then the same cast: the same bits)."""
+    if t.ndim or t.device.type != "cpu":
+        alpha, sigma = family._eps_scales(t)
+        return _expand(alpha, like), _expand(sigma, like)
+    key = (family, t.item(), t.dtype, like.dtype, like.device)
+    hit = _SCALES.get(key)
+    if hit is None:
+        alpha, sigma = family._eps_scales(t)
+        hit = _SCALES[key] = (_expand(alpha, like), _expand(sigma, like))
+        if len(_SCALES) > _SCALES_SIZE:
+            del _SCALES[next(iter(_SCALES))]
+    return hit
+
+
 def _eps_pred_x0(schedule: Bridge, x_t: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, *,
                  x1: torch.Tensor | None = None) -> torch.Tensor:
     """X0 from the ε-network's output, the inverse of :func:`_eps_target`."""
     family = as_family(schedule)
-    alpha, sigma = family._eps_scales(t)
+    alpha, sigma = _eps_scales_like(family, t, x_t)
     if family.name == "i2sb":
-        return x_t - _expand(sigma, x_t) * eps
+        return x_t - sigma * eps
     if not family.needs_x1:
-        return (x_t - _expand(sigma, x_t) * eps) / _expand(alpha, x_t)
+        return (x_t - sigma * eps) / alpha
     if x1 is None:
         raise ValueError(f"the {family.name} bridge reverts to X1: its ε-parameterization needs x1")
     shift = family.kappa * x1
-    return (x_t - shift - _expand(sigma, x_t) * eps) / _expand(alpha, x_t) + shift
+    return (x_t - shift - sigma * eps) / alpha + shift
 
 
 def step_posterior(schedule: Bridge, x0: torch.Tensor, x_t: torch.Tensor, t: Time, s: Time, *,
