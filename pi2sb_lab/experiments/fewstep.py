@@ -17,12 +17,17 @@ model        bridge                                                         netw
 Samplers (``sampler.sample``): ``markov`` — η = 1, the posterior step (I2SB Alg. 2);
 ``implicit`` — η = 0 after one Markovian first step (DBIM's booting noise); ``ode`` — η = 0 from
 the first step, deterministic (with the true X0 it walks the bridge mean: I2SB's OT-ODE path).
-Palette: DDIM (η = 0). Metrics as in the Fig. 8 study (``mnist_eval.evaluate_restored``).
+Palette: DDIM (η = 0). Metrics as in the Fig. 8 study (``mnist_eval.evaluate_restored``). The
+few-step samplers are evaluated up to NFE ``FEW_MAX`` (20); the Markovian one and Palette at every
+NFE (the NFE-100 reference). A finished cell's metrics are kept in its run folder
+(``fewstep_cell.json``): a rerun into the same folder reloads them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -58,6 +63,7 @@ MODELS = (*FAMILY_SETTINGS, "palette")
 SAMPLERS = {"markov": dict(eta=1.0), "implicit": dict(eta=0.0, boot_noise=True), "ode": dict(eta=0.0)}
 FEWSTEP_NFES = (1, 2, 5, 10, 20, 100)
 FEWSTEP_OPERATORS = ("sr4x-pool", "jpeg-10")
+FEW_MAX = 20  # the implicit and ODE samplers are few-step samplers: evaluated at NFE <= FEW_MAX
 METRICS = ("psnr", "accuracy", "fd")
 _LABEL = {"psnr": "PSNR (dB) ↑", "accuracy": "digit accuracy ↑", "fd": "FD (classifier features) ↓"}
 
@@ -96,31 +102,41 @@ def _train(model: str, operator: str, config: BaselineConfig, *, seed: int, devi
 
 @dataclasses.dataclass(frozen=True)
 class FewStepRecord:
-    """One model × operator × seed: ``metrics[sampler][nfe]``, first restored ``samples[sampler][nfe]``."""
+    """One model × operator × seed: ``metrics[sampler][nfe]``."""
 
     model: str
     operator: str
     seed: int
     metrics: dict[str, dict[int, ImageMetrics]]
-    samples: dict[str, dict[int, torch.Tensor]]
     final_loss: float
     train_seconds: float
     eval_seconds: float
     cpu_seconds: float
 
 
+def _nfes_of(sampler: str, nfes: Sequence[int]) -> list[int]:
+    return [n for n in nfes if sampler in ("markov", "ddim") or n <= FEW_MAX]
+
+
 def run_fewstep_cell(*, model: str, operator: str, seed: int, config: BaselineConfig, nfes: Sequence[int], test,
-                     classifier, device="cpu", run_dir=None, progress=True, n_samples: int = 8) -> FewStepRecord:
-    """Train (or load) one model, then restore ``test.y`` with every sampler at every NFE (sampling seed = seed)."""
+                     classifier, device="cpu", run_dir=None, progress=True) -> FewStepRecord:
+    """Train (or load) one model, then restore ``test.y`` with every sampler at its NFEs (sampling seed = seed)."""
+    saved = None if run_dir is None else Path(run_dir) / "fewstep_cell.json"
+    if saved is not None and saved.exists():
+        data = json.loads(saved.read_text())
+        if data["nfes"] == list(nfes) and data["eval_size"] == len(test.y):
+            metrics = {s: {int(n): ImageMetrics(**m) for n, m in per.items()} for s, per in data["metrics"].items()}
+            return FewStepRecord(model, operator, seed, metrics, data["final_loss"], data["train_seconds"],
+                                 data["eval_seconds"], data["cpu_seconds"])
     clock = CpuClock()
     net, bridge, losses = _train(model, operator, config, seed=seed, device=device, run_dir=run_dir,
                                  progress=progress)
     train_seconds = clock.wall
-    metrics, samples = {}, {}
+    metrics = {}
     samplers = {"ddim": {}} if model == "palette" else SAMPLERS
     for name, kw in samplers.items():
-        metrics[name], samples[name] = {}, {}
-        for nfe in nfes:
+        metrics[name] = {}
+        for nfe in _nfes_of(name, nfes):
             if model == "palette":
                 dev = next(net.parameters()).device
                 gen = torch.Generator(device=dev).manual_seed(seed)
@@ -130,9 +146,18 @@ def run_fewstep_cell(*, model: str, operator: str, seed: int, config: BaselineCo
             else:
                 x = restore(net, test.y, bridge, Origin(), nfe=nfe, grid=config.grid, seed=seed, clamp=(-1.0, 1.0),
                             **kw).x.cpu()
-            metrics[name][nfe], samples[name][nfe] = evaluate_restored(x, test, classifier), x[:n_samples]
-    return FewStepRecord(model, operator, seed, metrics, samples, losses[-1], train_seconds,
-                         clock.wall - train_seconds, clock.cpu)
+            metrics[name][nfe] = evaluate_restored(x, test, classifier)
+    record = FewStepRecord(model, operator, seed, metrics, losses[-1], train_seconds, clock.wall - train_seconds,
+                           clock.cpu)
+    if saved is not None:
+        tmp = saved.with_name(f".{saved.name}.tmp")
+        tmp.write_text(json.dumps({"nfes": list(nfes), "eval_size": len(test.y), "final_loss": record.final_loss,
+                                   "train_seconds": train_seconds, "eval_seconds": record.eval_seconds,
+                                   "cpu_seconds": record.cpu_seconds,
+                                   "metrics": {s: {str(n): m.as_dict() for n, m in per.items()}
+                                               for s, per in metrics.items()}}))
+        os.replace(tmp, saved)
+    return record
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,7 +176,7 @@ class FewStepStudy:
 
     def values(self, model: str, sampler: str, operator: str, nfe: int, metric: str) -> list[float]:
         return [getattr(r.metrics[sampler][nfe], metric) for r in self.records
-                if r.model == model and r.operator == operator and sampler in r.metrics]
+                if r.model == model and r.operator == operator and nfe in r.metrics.get(sampler, {})]
 
     def lines(self) -> list[tuple[str, str]]:
         """(model, sampler) pairs in table order."""
@@ -191,6 +216,8 @@ def run_fewstep_study(config: BaselineConfig = BaselineConfig(), *, operators: S
 
 
 def _fmt(values: list[float], digits: int) -> str:
+    if not values:
+        return "—"
     m, s = mean_std(values)
     return f"{m:.{digits}f}" if len(values) < 2 else f"{m:.{digits}f} ± {s:.{digits}f}"
 
@@ -243,8 +270,9 @@ def fewstep_figure(study: FewStepStudy) -> plt.Figure:
         for j, metric in enumerate(METRICS):
             ax = axes[i][j]
             for m, s in study.lines():
-                means = [mean_std(study.values(m, s, op, n, metric))[0] for n in study.nfes]
-                ax.plot(study.nfes, means, styles[s], color=colors[m], marker="o", ms=3, label=f"{m} · {s}")
+                nfes = [n for n in study.nfes if study.values(m, s, op, n, metric)]
+                means = [mean_std(study.values(m, s, op, n, metric))[0] for n in nfes]
+                ax.plot(nfes, means, styles[s], color=colors[m], marker="o", ms=3, label=f"{m} · {s}")
             ax.set_xscale("log")
             ax.set_title(f"{op}", fontsize=9)
             ax.set_xlabel("NFE", fontsize=9)
@@ -262,9 +290,9 @@ def fewstep_json(study: FewStepStudy) -> dict:
               "final_loss": r.final_loss, "train_seconds": r.train_seconds, "eval_seconds": r.eval_seconds,
               "cpu_seconds": r.cpu_seconds} for r in study.records]
     summary = {op: {f"{m}/{s}": {str(n): {k: dict(zip(("mean", "std"), mean_std(study.values(m, s, op, n, k))))
-                                          for k in METRICS} for n in study.nfes} for m, s in study.lines()}
-               for op in study.operators}
-    return {"config": study.config.as_dict(), "families": FAMILY_SETTINGS, "samplers": SAMPLERS,
+                                          for k in METRICS} for n in study.nfes if study.values(m, s, op, n, "psnr")}
+                    for m, s in study.lines()} for op in study.operators}
+    return {"config": study.config.as_dict(), "families": FAMILY_SETTINGS, "samplers": SAMPLERS, "few_max": FEW_MAX,
             "operators": study.operators, "models": study.models, "seeds": study.seeds, "nfes": study.nfes,
             "classifier_accuracy": study.classifier_accuracy, "device": study.device,
             "degraded": {op: m.as_dict() for op, m in study.degraded.items()}, "summary": summary, "cells": cells,
