@@ -330,8 +330,8 @@ def prepare_fewstep(args):
                  f"accuracy on clean test digits {study.classifier_accuracy:.3f}. Families: {F.FAMILY_SETTINGS}; "
                  f"samplers: {F.SAMPLERS}; Palette (v-prediction) with DDIM η = 0.")
         verdict = "\n".join(f"- {line}" for line in F.fewstep_verdict(study))
-        report = (f"# Few-step sampling of the bridge families on MNIST\n\n{setup}\n\n## Implicit at NFE ≤ 5 "
-                  f"against Markovian at NFE {study.nfes[-1]} (means over seeds)\n\n{verdict}\n\n## Tables "
+        report = (f"# Few-step sampling of the bridge families on MNIST\n\n{setup}\n\n## Verdict: implicit at "
+                  f"NFE ≤ 5 against Markovian at NFE {study.nfes[-1]} (means over seeds)\n\n{verdict}\n\n## Tables "
                   f"(mean ± std over {len(study.seeds)} seeds)\n\n{F.fewstep_tables(study)}")
         return report, F.fewstep_json(study), {"fewstep.png": F.fewstep_figure(study)}
 
