@@ -111,7 +111,8 @@ def implicit_step(family: BridgeFamily, t: torch.Tensor, s: torch.Tensor, eta: f
     m, ct, cs = family._markov(t, s), family._coeffs(t), family._coeffs(s)
     kept = ((1.0 - eta * eta) * cs.var + eta * eta * m.xt * m.xt * ct.var).clamp_min(0.0)
     pinned = ct.var == 0
-    xt = torch.where(pinned, torch.zeros_like(kept), kept.sqrt() / torch.where(pinned, torch.ones_like(kept), ct.var).sqrt())
+    c_t = torch.where(pinned, torch.ones_like(kept), ct.var).sqrt()  # 1 where pinned: no 0/0 to mask
+    xt = torch.where(pinned, torch.zeros_like(kept), kept.sqrt() / c_t)
     return cs.mu_x0 - xt * ct.mu_x0, cs.mu_x1 - xt * ct.mu_x1, xt, eta * m.var.sqrt()
 
 
