@@ -12,6 +12,7 @@ from pi2sb_lab.hashing import PseudoHash, get_strategy
 from pi2sb_lab.nets import seeded
 from pi2sb_lab.nets.estimator import DegradationEstimator
 from pi2sb_lab.nets.unet import UNet
+from pi2sb_lab.families import BridgeFamily, make_family
 from pi2sb_lab.schedule import SymmetricSchedule
 
 from .config import FullConfig
@@ -36,8 +37,11 @@ def conditioning_of(cfg: FullConfig) -> Conditioning:
     return get_conditioning(cfg.conditioning)
 
 
-def schedule_of(cfg: FullConfig) -> SymmetricSchedule:
-    return SymmetricSchedule(cfg.beta_min, cfg.beta_max)
+def schedule_of(cfg: FullConfig) -> SymmetricSchedule | BridgeFamily:
+    """The bridge: I2SB's symmetric schedule on (beta_min, beta_max), or another family at its defaults."""
+    if cfg.family == "i2sb":
+        return SymmetricSchedule(cfg.beta_min, cfg.beta_max)
+    return make_family(cfg.family)
 
 
 def _unet(cfg: FullConfig, channels: int, **cond) -> UNet:

@@ -29,6 +29,7 @@ import yaml
 
 from pi2sb_lab.conditioning import CONDITIONINGS
 from pi2sb_lab.degrade import PRESETS
+from pi2sb_lab.families import FAMILIES
 from pi2sb_lab.hashing import STRATEGIES
 from pi2sb_lab.nets.unet import CONFIGS as UNET_CONFIGS
 
@@ -62,9 +63,12 @@ class FullConfig:
     # --- network and bridge
     net: str = "adm512"                  # a named UNet config (pi2sb_lab.nets.unet.CONFIGS)
     use_checkpoint: bool = False         # gradient checkpointing in the U-Net (less memory, ~30 % slower)
+    family: str = "i2sb"                 # the bridge: i2sb (on beta_min/beta_max) | ddbm-vp | ddbm-ve | goub
+                                         # (the last three at pi2sb_lab.families' defaults)
     beta_min: float = 0.1                # I2SB's symmetric schedule
     beta_max: float = 0.3
     ot_ode: bool = False                 # train for the OT-ODE (I2SB Prop. 3.4)
+    eta: float = 1.0                     # the sampler's noise dial: 1 Markovian (I2SB Alg. 2), 0 implicit (DBIM)
     # --- optimisation (P-I2SB App. D)
     batch_size: int = 64                 # global batch per optimizer step (all ranks × accumulation rounds)
     grad_accum: int = 1                  # micro-batches per step on each rank
@@ -94,7 +98,7 @@ class FullConfig:
             if isinstance(value, int) and not -2**63 <= value < 2**63:
                 raise ConfigError(f"{field.name}={value!r} does not fit a 64-bit integer")
         choices = {"model": list(MODELS), "strategy": sorted(STRATEGIES), "conditioning": list(CONDITIONINGS),
-                   "net": sorted(UNET_CONFIGS), "degradation": sorted(PRESETS)}
+                   "net": sorted(UNET_CONFIGS), "degradation": sorted(PRESETS), "family": sorted(FAMILIES)}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"{key}={getattr(self, key)!r} is not allowed; choose one of {allowed}")
@@ -114,6 +118,8 @@ class FullConfig:
             raise ConfigError(f"ema_decay={self.ema_decay!r} must lie in [0, 1)")
         if not (self.beta_min > 0 and self.beta_max > 0):
             raise ConfigError(f"beta_min={self.beta_min!r} and beta_max={self.beta_max!r} must be > 0")
+        if not 0 <= self.eta <= 1:
+            raise ConfigError(f"eta={self.eta!r} must lie in [0, 1] (0: implicit sampler, 1: Markovian)")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ConfigError(f"grad_clip={self.grad_clip!r} must be > 0 or null")
         if self.device is not None and not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):

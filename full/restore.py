@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
                 degradation = None
                 if conditioning.da:
                     degradation = estimator.predict(y) if estimator is not None else torch.stack(vectors).to(device)
-                result = restore(model, y, schedule, strategy, nfe=args.nfe, ot_ode=args.ot_ode,
+                result = restore(model, y, schedule, strategy, nfe=args.nfe, ot_ode=args.ot_ode, eta=cfg.eta,
                                  conditioning=conditioning, degradation=degradation,
                                  seed=[sample_seed(args.seed, files.names[i]) for i in batch], clamp=(-1, 1))
                 for k, i in enumerate(batch):

@@ -154,6 +154,7 @@ class Monitor:
         x, y, params = (t.to(state.device) for t in self.preview)
         cfg = self.cfg
         result = restore(state.ema, y, schedule_of(cfg), strategy_of(cfg), nfe=cfg.grid_nfe, ot_ode=cfg.ot_ode,
+                         eta=cfg.eta,
                          conditioning=conditioning_of(cfg), degradation=params, seed=cfg.seed, clamp=(-1, 1))
         # LQ | EMA restored | HQ per row (Noise-I2SB shows its x̂: no prior while training)
         rows = torch.stack([y, result.x.to(y.dtype), x], dim=1).flatten(0, 1)

@@ -9,31 +9,25 @@ bridge is Gaussian at every t with a closed form (I2SB Prop. 3.3, eq. 11):
 
 Everything here is elementwise in the data, so the same functions serve 2D points
 ``(B, D)`` and images ``(B, C, H, W)``. ``t`` is a scalar or a ``(B,)`` tensor.
+
+Every function takes either a :class:`~pi2sb_lab.schedule.Schedule` (I2SB's bridge on
+it, as always) or any :class:`~pi2sb_lab.families.BridgeFamily` (DDBM VP/VE, GOUB):
+those have the same Gaussian form x_t = a_t X0 + b_t X1 + c_t ε with their own
+coefficients. GOUB's ε target and step involve X1 (its SDE reverts to it): pass ``x1``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 
 from ._checks import check_float_tensor, check_generator
+from .families import BridgeCoeffs, BridgeFamily, as_family
 from .schedule import Schedule, Time, as_time
 
-
-@dataclass(frozen=True)
-class BridgeCoeffs:
-    """Coefficients of q(X_t | X0, X1) = N(mu_x0·X0 + mu_x1·X1, var·I) (I2SB Prop. 3.3)."""
-
-    mu_x0: torch.Tensor
-    mu_x1: torch.Tensor
-    var: torch.Tensor
-
-    @property
-    def std(self) -> torch.Tensor:
-        return self.var.sqrt()
+Bridge = Schedule | BridgeFamily  # a schedule is I2SB's bridge on it (families.as_family)
 
 
 class StepPosterior(NamedTuple):
@@ -79,20 +73,18 @@ def randn_like(x: torch.Tensor, generator: torch.Generator | Sequence[torch.Gene
                         for g in generator])
 
 
-def posterior(schedule: Schedule, t: Time) -> BridgeCoeffs:
+def posterior(schedule: Bridge, t: Time) -> BridgeCoeffs:
     """Mean coefficients and variance of q(X_t | X0, X1) at time(s) ``t`` (I2SB Prop. 3.3, eq. 11)."""
     return _posterior(schedule, as_time(t))
 
 
-def _posterior(schedule: Schedule, t: torch.Tensor) -> BridgeCoeffs:
+def _posterior(schedule: Bridge, t: torch.Tensor) -> BridgeCoeffs:
     # Unchecked: ``t`` is already a tensor in [0, 1] (public callers validate once, see as_time).
-    s2, sb2 = schedule._sigma2(t), schedule._sigma_bar2(t)
-    total = s2 + sb2
-    return BridgeCoeffs(mu_x0=sb2 / total, mu_x1=s2 / total, var=s2 * sb2 / total)
+    return as_family(schedule)._coeffs(t)
 
 
 def sample_xt(
-    schedule: Schedule,
+    schedule: Bridge,
     x0: torch.Tensor,
     x1: torch.Tensor,
     t: Time,
@@ -118,7 +110,7 @@ def _check_time_shape(t: torch.Tensor, like: torch.Tensor, name: str) -> None:
         raise ValueError(f"{name} must be a scalar or have shape {want}; got shape {tuple(t.shape)}")
 
 
-def _sample_xt(schedule: Schedule, x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor, *, ot_ode: bool,
+def _sample_xt(schedule: Bridge, x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor, *, ot_ode: bool,
                generator: torch.Generator | None) -> torch.Tensor:
     c = _posterior(schedule, t)
     xt = _expand(c.mu_x0, x0) * x0 + _expand(c.mu_x1, x0) * x1
@@ -127,26 +119,86 @@ def _sample_xt(schedule: Schedule, x0: torch.Tensor, x1: torch.Tensor, t: torch.
     return xt + _expand(c.std, x0) * randn_like(x0, generator)
 
 
-def eps_target(schedule: Schedule, x_t: torch.Tensor, x0: torch.Tensor, t: Time) -> torch.Tensor:
-    """The regression target (X_t − X0)/σ_t of the ε-network (I2SB eq. 12). Needs t > 0."""
+def eps_target(schedule: Bridge, x_t: torch.Tensor, x0: torch.Tensor, t: Time, *,
+               x1: torch.Tensor | None = None) -> torch.Tensor:
+    """The regression target (X_t − X0)/σ_t of the ε-network (I2SB eq. 12). Needs t > 0.
+
+    For a family: (Y_t − α_t Y0)/σ_t, the noise of its unpinned SDE from X0, with
+    Y = X − κ X1 (``x1`` needed for GOUB, κ = 1).
+    """
     _check_pair(x_t, x0, ("x_t", "x0"))
     t = as_time(t)
     _check_time_shape(t, x_t, "t")
     if (t <= 0).any():
         raise ValueError("t must be > 0 for eps_target: σ_0 = 0 (the target is undefined at the clean end)")
-    return _eps_target(schedule, x_t, x0, t)
+    _check_x1(schedule, x1, x_t)
+    return _eps_target(schedule, x_t, x0, t, x1=x1)
 
 
-def _eps_target(schedule: Schedule, x_t: torch.Tensor, x0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    return (x_t - x0) / _expand(schedule._sigma2(t).sqrt(), x_t)
+def _check_x1(schedule: Bridge, x1: torch.Tensor | None, like: torch.Tensor) -> None:
+    family = as_family(schedule)
+    if family.needs_x1:
+        if x1 is None:
+            raise ValueError(f"the {family.name} bridge reverts to X1: pass x1 (the degraded endpoint)")
+        _check_pair(like, x1, ("x_t", "x1"))
 
 
-def step_posterior(schedule: Schedule, x0: torch.Tensor, x_t: torch.Tensor, t: Time, s: Time) -> StepPosterior:
+def _eps_target(schedule: Bridge, x_t: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, *,
+                x1: torch.Tensor | None = None) -> torch.Tensor:
+    family = as_family(schedule)
+    alpha, sigma = family._eps_scales(t)
+    if family.name == "i2sb":  # α = 1: I2SB eq. 12 as it always was
+        return (x_t - x0) / _expand(sigma, x_t)
+    if not family.needs_x1:
+        return (x_t - _expand(alpha, x_t) * x0) / _expand(sigma, x_t)
+    shift = family.kappa * x1
+    return (x_t - shift - _expand(alpha, x_t) * (x0 - shift)) / _expand(sigma, x_t)
+
+
+_SCALES: dict = {}
+_SCALES_SIZE = 4096
+
+
+def _eps_scales_like(family: BridgeFamily, t: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(α_t, σ_t) expanded against ``like``. A sampler asks for the same few grid times over and over:
+    for one time on the CPU (a grid point) they are computed once per family, time, dtype and device
+    and kept (the same float64 arithmetic, then the same cast: the same bits)."""
+    if t.ndim or t.device.type != "cpu":
+        alpha, sigma = family._eps_scales(t)
+        return _expand(alpha, like), _expand(sigma, like)
+    key = (family, t.item(), t.dtype, like.dtype, like.device)
+    hit = _SCALES.get(key)
+    if hit is None:
+        alpha, sigma = family._eps_scales(t)
+        hit = _SCALES[key] = (_expand(alpha, like), _expand(sigma, like))
+        if len(_SCALES) > _SCALES_SIZE:
+            del _SCALES[next(iter(_SCALES))]
+    return hit
+
+
+def _eps_pred_x0(schedule: Bridge, x_t: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, *,
+                 x1: torch.Tensor | None = None) -> torch.Tensor:
+    """X0 from the ε-network's output, the inverse of :func:`_eps_target`."""
+    family = as_family(schedule)
+    alpha, sigma = _eps_scales_like(family, t, x_t)
+    if family.name == "i2sb":
+        return x_t - sigma * eps
+    if not family.needs_x1:
+        return (x_t - sigma * eps) / alpha
+    if x1 is None:
+        raise ValueError(f"the {family.name} bridge reverts to X1: its ε-parameterization needs x1")
+    shift = family.kappa * x1
+    return (x_t - shift - sigma * eps) / alpha + shift
+
+
+def step_posterior(schedule: Bridge, x0: torch.Tensor, x_t: torch.Tensor, t: Time, s: Time, *,
+                   x1: torch.Tensor | None = None) -> StepPosterior:
     """p(X_s | X0, X_t) for s < t: one DDPM step of the bridge (I2SB eq. 4, proof of Prop. 3.3).
 
     With α² = ∫ₛᵗ β = σ²_t − σ²_s:  mean = (α² X0 + σ²_s X_t)/σ²_t,  var = σ²_s α²/σ²_t.
     At s = 0 the step lands exactly on X0. Iterating it with the true X0 keeps the
-    marginals equal to q(X_s | X0, X1) (the second half of Prop. 3.3).
+    marginals equal to q(X_s | X0, X1) (the second half of Prop. 3.3). For a family:
+    the same conditioning of its unpinned SDE (``families.BridgeFamily._markov``; GOUB needs ``x1``).
     """
     _check_pair(x0, x_t, ("x0", "x_t"))
     t, s = as_time(t, name="t"), as_time(s, name="s")
@@ -154,19 +206,22 @@ def step_posterior(schedule: Schedule, x0: torch.Tensor, x_t: torch.Tensor, t: T
     _check_time_shape(s, x0, "s")
     if (s >= t).any():
         raise ValueError("step_posterior needs s < t (the sampler walks from t = 1 towards t = 0)")
-    return _step_posterior(schedule, x0, x_t, t, s)
+    _check_x1(schedule, x1, x_t)
+    # positional, and x1 only when given: _step_posterior keeps its (schedule, x0, x_t, t, s) call
+    return _step_posterior(schedule, x0, x_t, t, s) if x1 is None else _step_posterior(schedule, x0, x_t, t, s, x1)
 
 
-def _step_posterior(schedule: Schedule, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor,
-                    s: torch.Tensor) -> StepPosterior:
-    s2_t, s2_s = schedule._sigma2(t), schedule._sigma2(s)
-    alpha2 = s2_t - s2_s
-    mean = _expand(alpha2 / s2_t, x0) * x0 + _expand(s2_s / s2_t, x0) * x_t
-    std = (s2_s * alpha2 / s2_t).sqrt()
-    return StepPosterior(mean=mean, std=_expand(std, x0))
+def _step_posterior(schedule: Bridge, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor,
+                    s: torch.Tensor, x1: torch.Tensor | None = None) -> StepPosterior:
+    family = as_family(schedule)
+    m = family._markov(t, s)
+    mean = _expand(m.x0, x0) * x0 + _expand(m.xt, x0) * x_t
+    if family.needs_x1:
+        mean = mean + _expand(m.x1, x0) * x1
+    return StepPosterior(mean=mean, std=_expand(m.var.sqrt(), x0))
 
 
-def ot_velocity(schedule: Schedule, x_t: torch.Tensor, x0: torch.Tensor, t: Time) -> torch.Tensor:
+def ot_velocity(schedule: Bridge, x_t: torch.Tensor, x0: torch.Tensor, t: Time) -> torch.Tensor:
     """The OT-ODE drift v_t = β_t/σ²_t (X_t − X0) of I2SB Prop. 3.4, eq. 13 (forward in t).
 
     Integrated from X0 … or, as a sampler does, backwards from X1 at t = 1, it
@@ -177,4 +232,29 @@ def ot_velocity(schedule: Schedule, x_t: torch.Tensor, x0: torch.Tensor, t: Time
     _check_time_shape(t, x_t, "t")
     if (t <= 0).any():
         raise ValueError("t must be > 0 for ot_velocity: β/σ² is singular at the clean end")
+    family = as_family(schedule)
+    if family.name != "i2sb":
+        raise ValueError(f"ot_velocity is I2SB's OT-ODE (Prop. 3.4); for the {family.name} bridge use ode_velocity")
+    schedule = family.schedule
     return _expand(schedule._beta(t) / schedule._sigma2(t), x_t) * (x_t - x0)
+
+
+def ode_velocity(schedule: Bridge, x_t: torch.Tensor, x0: torch.Tensor, x1: torch.Tensor, t: Time) -> torch.Tensor:
+    """The probability-flow ODE of the bridge pinned at (X0, X1), forward in t, for any family.
+
+    v = a'_t X0 + b'_t X1 + (c'_t/c_t)(X_t − a_t X0 − b_t X1): the one velocity, affine in X_t,
+    that carries N(a_t X0 + b_t X1, c²_t) to itself in time; with X0 replaced by a network's
+    estimate it is the ODE that DDBM's and DBIM's deterministic samplers discretize.
+    Needs 0 < t < 1 (c_t = 0 at both ends).
+    """
+    _check_pair(x_t, x0, ("x_t", "x0"))
+    _check_pair(x_t, x1, ("x_t", "x1"))
+    t = as_time(t)
+    _check_time_shape(t, x_t, "t")
+    if ((t <= 0) | (t >= 1)).any():
+        raise ValueError("t must lie in (0, 1) for ode_velocity: c_t = 0 at both ends")
+    family = as_family(schedule)
+    c, d = family._coeffs(t), family._ode(t)
+    e = lambda v: _expand(v, x_t)  # noqa: E731
+    mean = e(c.mu_x0) * x0 + e(c.mu_x1) * x1
+    return e(d.da) * x0 + e(d.db) * x1 + e(d.dlog_c) * (x_t - mean)

@@ -14,7 +14,8 @@ import torch
 from ._checks import check_float_tensor, check_generator
 from .bridge import _check_time_shape, _sample_xt
 from .parameterization import Model, as_parameterization
-from .schedule import Schedule, TimeGrid, as_time, time_grid
+from .bridge import Bridge
+from .schedule import TimeGrid, as_time, time_grid
 
 
 def sample_t(batch: int, *, grid: TimeGrid | None = None, generator: torch.Generator | None = None,
@@ -30,7 +31,7 @@ def bridge_loss(
     model: Model,
     x0: torch.Tensor,
     x1: torch.Tensor,
-    schedule: Schedule,
+    schedule: Bridge,
     *,
     cond=None,
     ot_ode: bool = False,
@@ -71,7 +72,8 @@ def bridge_loss(
 def _bridge_loss(param, x0, x1, t, *, cond, ot_ode, generator) -> torch.Tensor:
     # Unchecked: t is a (B,) tensor in (0, 1] on x0's device. Per-sample losses (B,).
     x_t = _sample_xt(param.schedule, x0, x1, t, ot_ode=ot_ode, generator=generator)
-    out, target = param._forward(x_t, t, cond), param._target(x_t, x0, t)
+    x1_kw = {"x1": x1} if param.needs_x1 else {}  # GOUB's ε target involves X1
+    out, target = param._forward(x_t, t, cond), param._target(x_t, x0, t, **x1_kw)
     if out.shape != target.shape:  # broadcasting (B, 1) against (B, D) would train on a wrong loss, silently
         raise ValueError(f"the model's output has shape {tuple(out.shape)}, but its target (shaped like x_t) "
                          f"has {tuple(target.shape)}: model(x_t, t, cond) must return a tensor shaped like x_t")
@@ -87,7 +89,7 @@ class BridgeObjective:
     ``prepare(model)`` wraps a bare backbone as an ε-parameterization.
     """
 
-    def __init__(self, schedule: Schedule, *, ot_ode: bool = False, grid: str | None = None,
+    def __init__(self, schedule: Bridge, *, ot_ode: bool = False, grid: str | None = None,
                  grid_nfe: int = 1000) -> None:
         self.schedule, self.ot_ode = schedule, ot_ode
         self.grid = None if grid is None else time_grid(grid_nfe, grid)

@@ -15,8 +15,9 @@ import torch
 from torch import nn
 
 from ._checks import check_real
-from .bridge import _eps_target, _expand, _posterior, eps_target
-from .schedule import Schedule, Time, as_time
+from .bridge import Bridge, _eps_pred_x0, _eps_target, _expand, _posterior, eps_target
+from .families import as_family
+from .schedule import Time, as_time
 
 Model = Callable[..., torch.Tensor]
 
@@ -31,7 +32,7 @@ class Parameterization(nn.Module):
 
     name = "base"
 
-    def __init__(self, backbone: Model, schedule: Schedule) -> None:
+    def __init__(self, backbone: Model, schedule: Bridge) -> None:
         super().__init__()
         self.backbone = backbone
         self.schedule = schedule
@@ -52,19 +53,29 @@ class Parameterization(nn.Module):
         """The raw network output at (x_t, t): what the loss regresses onto ``target``."""
         return self._forward(x_t, as_time(t), cond)
 
-    def target(self, x_t: torch.Tensor, x0: torch.Tensor, t: Time) -> torch.Tensor:
-        """The regression target of the network output, given the true clean ``x0``."""
-        return self._target(x_t, x0, as_time(t))
+    def target(self, x_t: torch.Tensor, x0: torch.Tensor, t: Time, *, x1: torch.Tensor | None = None) -> torch.Tensor:
+        """The regression target of the network output, given the true clean ``x0`` (and ``x1`` for GOUB's ε)."""
+        return self._target(x_t, x0, as_time(t), **_x1_kw(x1))
 
-    def pred_x0(self, x_t: torch.Tensor, t: Time, cond=None) -> torch.Tensor:
-        """The clean estimate X̂0(x_t, t) (I2SB Alg. 2 line 3)."""
-        return self._pred_x0(x_t, as_time(t), cond)
+    def pred_x0(self, x_t: torch.Tensor, t: Time, cond=None, *, x1: torch.Tensor | None = None) -> torch.Tensor:
+        """The clean estimate X̂0(x_t, t) (I2SB Alg. 2 line 3); ``x1`` only for a family that needs it (GOUB's ε)."""
+        return self._pred_x0(x_t, as_time(t), cond, **_x1_kw(x1))
+
+    @property
+    def needs_x1(self) -> bool:
+        """Whether ``_target`` / ``_pred_x0`` need ``x1=`` (the ε-parameterization of a bridge reverting to X1)."""
+        return False
 
     def _target(self, x_t, x0, t):  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _pred_x0(self, x_t, t, cond=None):  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+def _x1_kw(x1) -> dict:
+    # Only a parameterization that needs X1 takes it: the others keep their (x_t, t, cond) signature.
+    return {} if x1 is None else {"x1": x1}
 
 
 def _batch_time(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -78,18 +89,26 @@ def _batch_time(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 class EpsParam(Parameterization):
-    """ε-prediction (I2SB eq. 12, the default): target (X_t − X0)/σ_t, X0 = X_t − σ_t ε."""
+    """ε-prediction (I2SB eq. 12, the default): target (X_t − X0)/σ_t, X0 = X_t − σ_t ε.
+
+    For a bridge family: the noise of its unpinned SDE from X0, (Y_t − α_t Y0)/σ_t with
+    Y = X − κ X1 (GOUB, κ = 1: then ``x1`` is needed, and the sampler passes it)."""
 
     name = "eps"
 
-    def target(self, x_t, x0, t):
-        return eps_target(self.schedule, x_t, x0, t)  # checks t > 0: σ_0 = 0 leaves it undefined
+    def target(self, x_t, x0, t, *, x1=None):
+        return eps_target(self.schedule, x_t, x0, t, x1=x1)  # checks t > 0: σ_0 = 0 leaves it undefined
 
-    def _target(self, x_t, x0, t):
-        return _eps_target(self.schedule, x_t, x0, t)
+    @property
+    def needs_x1(self) -> bool:
+        return as_family(self.schedule).needs_x1
 
-    def _pred_x0(self, x_t, t, cond=None):
-        return x_t - _expand(self.schedule._sigma2(t).sqrt(), x_t) * self._net(x_t, t, cond)
+    def _target(self, x_t, x0, t, x1=None):
+        return _eps_target(self.schedule, x_t, x0, t, x1=x1)
+
+    def _pred_x0(self, x_t, t, cond=None, x1=None):
+        # I2SB: X0 = X_t − σ_t ε; a family: its inverse of the ε target (bridge._eps_pred_x0)
+        return _eps_pred_x0(self.schedule, x_t, self._net(x_t, t, cond), t, x1=x1)
 
 
 class X0Param(Parameterization):
@@ -122,7 +141,7 @@ class KarrasParam(Parameterization):
 
     name = "karras"
 
-    def __init__(self, backbone: Model, schedule: Schedule, *, var_x0: float = 0.25, var_x1: float = 0.25,
+    def __init__(self, backbone: Model, schedule: Bridge, *, var_x0: float = 0.25, var_x1: float = 0.25,
                  cov_x0x1: float = 0.2, ot_ode: bool = False) -> None:
         super().__init__(backbone, schedule)
         # Finite first: NaN statistics fail every comparison below and would pass a `<= 0` test.
@@ -137,7 +156,7 @@ class KarrasParam(Parameterization):
         self.ot_ode = ot_ode
 
     @classmethod
-    def from_data(cls, backbone: Model, schedule: Schedule, x0: torch.Tensor, x1: torch.Tensor, *,
+    def from_data(cls, backbone: Model, schedule: Bridge, x0: torch.Tensor, x1: torch.Tensor, *,
                   ot_ode: bool = False) -> "KarrasParam":
         """Estimate V0, V1 and C01 (averaged over elements) from a batch of pairs (eq. 23 needs them)."""
         if x0.shape != x1.shape:
@@ -178,17 +197,17 @@ class KarrasParam(Parameterization):
 PARAMETERIZATIONS: dict[str, type[Parameterization]] = {"eps": EpsParam, "x0": X0Param, "karras": KarrasParam}
 
 
-def parameterize(name: str, backbone: Model, schedule: Schedule, **kwargs) -> Parameterization:
+def parameterize(name: str, backbone: Model, schedule: Bridge, **kwargs) -> Parameterization:
     """Wrap ``backbone`` in the parameterization called ``name`` ("eps", "x0" or "karras")."""
     if name not in PARAMETERIZATIONS:
         raise ValueError(f"parameterization must be one of {sorted(PARAMETERIZATIONS)}; got {name!r}")
     return PARAMETERIZATIONS[name](backbone, schedule, **kwargs)
 
 
-def as_parameterization(model: Model, schedule: Schedule) -> Parameterization:
+def as_parameterization(model: Model, schedule: Bridge) -> Parameterization:
     """A parameterization as given, or a bare network read as ε-prediction (the I2SB default)."""
     if isinstance(model, Parameterization):
-        if model.schedule != schedule:
+        if as_family(model.schedule) != as_family(schedule):
             raise ValueError(f"the model was wrapped for {model.schedule!r} but is used with {schedule!r}")
         return model
     if not callable(model):

@@ -28,7 +28,8 @@ from .conditioning import Conditioning
 from .hashing import PseudoHash
 from .parameterization import Model
 from .sampler import SampleResult, sample
-from .schedule import Schedule, TimeGrid
+from .bridge import Bridge
+from .schedule import TimeGrid
 
 __all__ = ["training_pairs", "degrade_pair_fn", "pool_pair_fn", "Restoration", "restore", "restore_map"]
 
@@ -104,8 +105,9 @@ def restore_map(map_fn: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor,
 
 
 @torch.no_grad()
-def restore(model: Model, y: torch.Tensor, schedule: Schedule, strategy: PseudoHash, *, nfe: int,
-            grid: str | TimeGrid = "quadratic", ot_ode: bool = False, conditioning: Conditioning | None = None,
+def restore(model: Model, y: torch.Tensor, schedule: Bridge, strategy: PseudoHash, *, nfe: int,
+            grid: str | TimeGrid = "quadratic", ot_ode: bool = False, eta: float = 1.0,
+            boot_noise: bool = False, conditioning: Conditioning | None = None,
             degradation: torch.Tensor | None = None, seed: int | Sequence[int] = 0,
             callback: Callable[..., None] | None = None, trajectory_stride: int = 0, chunk: int | None = None,
             clamp: tuple[float, float] | None = None) -> Restoration:
@@ -113,6 +115,8 @@ def restore(model: Model, y: torch.Tensor, schedule: Schedule, strategy: PseudoH
 
     ``model``: the bridge (a parameterization, or a bare network read as ε), run on its
     own device; ``y`` may live elsewhere (results come back to ``y``'s device).
+    ``schedule``: an I2SB schedule or a bridge family; ``eta``: the sampler's noise dial
+    (1: I2SB Alg. 2, 0: the implicit step) and ``boot_noise`` (see ``sampler.sample``).
     ``conditioning`` + ``degradation``: the Table 3 condition (at test time the
     ``da`` vectors come from a degradation estimator). Sampling noise: one generator
     on the model's device seeded with ``seed``, drawn through chunk after chunk of
@@ -146,7 +150,8 @@ def restore(model: Model, y: torch.Tensor, schedule: Schedule, strategy: PseudoH
         d_c = None if degradation is None else degradation[rows].to(device)
         chunk_callback = None if callback is None else \
             (lambda rows=rows, **kw: callback(**kw, rows=rows))
-        result = sample(model, strategy.endpoint(y_c), schedule, nfe=nfe, grid=grid, ot_ode=ot_ode,
+        result = sample(model, strategy.endpoint(y_c), schedule, nfe=nfe, grid=grid, ot_ode=ot_ode, eta=eta,
+                        boot_noise=boot_noise,
                         cond=conditioning.build(y_c, d_c), generator=generator[rows] if per_sample else generator,
                         callback=chunk_callback, trajectory_stride=trajectory_stride if start == 0 else 0)
         first = result if first is None else first

@@ -30,6 +30,7 @@ def test_bench_help():
 @pytest.mark.parametrize("script, expected", [
     ("train_step.py", r"whole step\s+:\s+[\d.]+ s per step \(\s*[\d.]+ images/s\)"),
     ("restore.py", r"NFE\s+2:\s+[\d.]+ s per image"),
+    ("sampler_steps.py", r"ratio before/table [\d.]+×; table/floor [\d.]+×"),
 ])
 def test_full_scale_benches_run_quick(script, expected):
     proc = subprocess.run([sys.executable, f"bench/{script}", "--quick"], cwd=ROOT, capture_output=True, text=True,

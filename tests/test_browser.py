@@ -42,7 +42,8 @@ RUN_TIMEOUT_S = 240   # Run All of one notebook at the suite's small parameters
 SLIDER_PARAMETER = {"β_min": "BETA_MIN", "β_max": "BETA_MAX", "NFE": "NFE", "M": "PARTNERS", "gap": "GAP",
                     "λ": "NOISE_LEVEL", "digit": "DIGIT", "strength": "STRENGTH"}
 SLIDER_PARAMETER_BY_NOTEBOOK = {"02_corollary_4_2": {"β scale c": "BETA_SCALE"},
-                                "03_ot_ode_limit": {"β scale c": "SCALE"}}
+                                "03_ot_ode_limit": {"β scale c": "SCALE"},
+                                "07_bridge_families_few_steps": {"η": "ETA"}}
 
 
 # ----------------------------------------------------------------------------- parameters cell

@@ -266,3 +266,35 @@ def test_mutants_are_undone():
     test_sampler.test_oracle_sampler_returns_x0(7, True, "quadratic", exact)
     test_schedule.test_schedule_shape_does_not_depend_on_the_grid()
     assert dataclasses.is_dataclass(sampler.SampleResult)
+
+
+def test_marginal_check_rejects_an_implicit_step_without_the_markov_term(monkeypatch):
+    """K = √((1 − η²)c²_s)/c_t, the η-step without η²K²_Markov c²_t: right at η = 0 and wrong in between."""
+    import test_families
+    from pi2sb_lab import families
+
+    def broken(family, t, s, eta):
+        ct, cs, m = family._coeffs(t), family._coeffs(s), family._markov(t, s)
+        pinned = ct.var == 0
+        k = torch.where(pinned, 0 * ct.var, ((1 - eta**2) * cs.var).sqrt() / torch.where(pinned, 1 + 0 * ct.var,
+                                                                                           ct.var).sqrt())
+        return cs.mu_x0 - k * ct.mu_x0, cs.mu_x1 - k * ct.mu_x1, k, eta * m.var.sqrt()
+
+    monkeypatch.setattr(sampler, "implicit_step", broken)
+    sampler.clear_step_tables()
+    try:
+        must_fail(test_families.test_every_eta_keeps_every_marginal, families.DDBMVPBridge(), 0.3, exact)
+    finally:
+        sampler.clear_step_tables()
+
+
+def test_quadrature_check_rejects_a_wrong_goub_variance(monkeypatch):
+    """GOUB's ν̄ with e^{θ(1−t)} for e^{2θ(1−t)}: a plausible slip the endpoints (ν̄_1 = 0) do not show."""
+    import test_families
+    from pi2sb_lab import families
+
+    def nu_bar(self, t):
+        return self.lam**2 * torch.exp(2.0 * self.theta * t) * torch.expm1(self.theta * (1.0 - t))
+
+    monkeypatch.setattr(families.GOUBBridge, "_nu_bar", nu_bar)
+    must_fail(test_families.test_coefficients_are_the_gaussian_conditioning_of_the_sde, families.GOUBBridge(), exact)

@@ -21,7 +21,7 @@ def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 def test_help_documents_every_study():
     proc = run("--help")
     assert proc.returncode == 0, proc.stderr
-    for needle in ("fig8", "table6", "odedit", "budget", "python toy/baselines.py fig8 --quick"):
+    for needle in ("fig8", "table6", "odedit", "budget", "fewstep", "python toy/baselines.py fig8 --quick"):
         assert needle in proc.stdout, needle
     for study, needles in (("fig8", ("--operators", "--models", "--nfes", "--seeds", "palette-v")),
                            ("table6", ("--operators", "OT-ODE")),
@@ -89,7 +89,10 @@ def _driver():
      lambda r: len(r["conditions"]) == 2 and len(r["records"]) == 4),
     (["budget", "--variants", "a-vanilla", "noise"], ("budget.png",),
      lambda r: r["budgets"] == [4, 8] and r["records"][1]["ddim_metrics"] is not None),
-], ids=["fig8", "table6", "odedit", "budget"])
+    (["fewstep", "--operators", "sr4x-pool", "--models", "goub", "palette"], ("fewstep.png",),
+     lambda r: r["models"] == ["goub", "palette"] and len(r["cells"]) == 2
+     and set(r["summary"]["sr4x-pool"]) == {"goub/markov", "goub/implicit", "goub/ode", "palette/ddim"}),
+], ids=["fig8", "table6", "odedit", "budget", "fewstep"])
 def test_quick_runs_write_table_json_and_figures(args, files, check, tmp_path):
     out = tmp_path / "run"
     proc = run(*args, "--quick", "--seeds", "0", "--no-progress", "--out", str(out))

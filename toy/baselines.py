@@ -7,6 +7,8 @@
           faithfulness vs realism swept over t0 / Langevin updates.
   budget  P-I2SB's verdict vs training budget: Table 3 / Fig. 3b variants evaluated at 300, 1,500, … steps,
           Noise-I2SB decoded by the learned denoiser and by DDIM on a VP prior.
+  fewstep DBIM / I3SB's few-step claim: the bridge families (I2SB, DDBM VP/VE, GOUB) × {Markovian, implicit,
+          ODE} sampler × NFE, with Palette-DDIM as the non-bridge reference.
 
 Each writes results.md (tables, verdicts, wall and CPU time), results.json, figures and checkpoints to its
 run folder (default runs/<study>-<timestamp>; a rerun into the same --out reloads finished models).
@@ -15,6 +17,7 @@ run folder (default runs/<study>-<timestamp>; a rerun into the same --out reload
     python toy/baselines.py table6                   # 3 seeds, 4 operators, SDE vs OT-ODE
     python toy/baselines.py odedit                   # 3 seeds, 7 corruptions × 2 severities
     python toy/baselines.py budget                   # 3 seeds, a-vanilla vs res at 300 and 1,500 steps
+    python toy/baselines.py fewstep                  # 3 seeds, 2 operators, 4 families × 3 samplers + Palette
     python toy/baselines.py fig8 --quick --out /tmp/q  # a smoke test of the whole pipeline, seconds
     python toy/baselines.py budget --variants a-vanilla c-lq-da d-noise e-cat f-res noise cat res --budgets 300 1500 5000
 """
@@ -36,7 +39,7 @@ from pi2sb_lab.cli import check_out_dir, int_at_least, make_out_dir, path_arg, s
 from pi2sb_lab.notebook import resolve_device  # noqa: E402
 from pi2sb_lab.viz import savefig  # noqa: E402
 
-STUDIES = ("fig8", "table6", "odedit", "budget")
+STUDIES = ("fig8", "table6", "odedit", "budget", "fewstep")
 
 
 positive_int = int_at_least(1)
@@ -288,6 +291,53 @@ def prepare_budget(args):
     return run
 
 
+# --------------------------------------------------------------------------- fewstep
+
+
+def add_fewstep(p: argparse.ArgumentParser) -> None:
+    """DBIM / I3SB's few-step claim on MNIST: bridge families × samplers × NFE.
+
+    Trains each bridge family (I2SB, DDBM VP, DDBM VE, GOUB) and a v-prediction Palette per
+    operator and seed, restores the held-out digits with the Markovian (η = 1), implicit
+    (η = 0 with booting noise) and ODE (η = 0) samplers — Palette with DDIM — at every NFE,
+    and plots PSNR, digit accuracy and FD against NFE. Writes fewstep.png."""
+    from pi2sb_lab.experiments.fewstep import FEWSTEP_NFES, FEWSTEP_OPERATORS, MODELS
+
+    add_operator_study(p, operators=FEWSTEP_OPERATORS, models=(), nfes=FEWSTEP_NFES)
+    for action in p._actions:  # the family names are not baselines' model names
+        if action.dest == "models":
+            action.type, action.default, action.choices = None, list(MODELS), list(MODELS)
+            action.help = f"models (default all: {' '.join(MODELS)})"
+    p.set_defaults(prepare=prepare_fewstep)
+
+
+def prepare_fewstep(args):
+    from pi2sb_lab.experiments import baselines as B
+    from pi2sb_lab.experiments import fewstep as F
+
+    settings = dict(QUICK_OPERATORS) if args.quick else {}
+    settings |= {k: getattr(args, k) for k in ("steps", "eval_size", "train_size", "net") if getattr(args, k)}
+    config = B.BaselineConfig(**settings)
+    nfes = [1, 2] if args.quick else sorted(set(args.nfes))
+    B.check_operators(args.operators)
+
+    def run(out: Path, progress: bool):
+        study = F.run_fewstep_study(config, operators=args.operators, models=args.models, seeds=args.seeds,
+                                    nfes=nfes, device=args.device, run_dir=out, workers=args.workers,
+                                    progress=progress)
+        setup = (f"{config.steps} training steps per model (batch {config.batch_size}, {config.net}), "
+                 f"{config.eval_size} held-out digits per operator, seeds {study.seeds}; digit classifier "
+                 f"accuracy on clean test digits {study.classifier_accuracy:.3f}. Families: {F.FAMILY_SETTINGS}; "
+                 f"samplers: {F.SAMPLERS}; Palette (v-prediction) with DDIM η = 0.")
+        verdict = "\n".join(f"- {line}" for line in F.fewstep_verdict(study))
+        report = (f"# Few-step sampling of the bridge families on MNIST\n\n{setup}\n\n## Verdict: implicit at "
+                  f"NFE ≤ 5 against Markovian at NFE {study.nfes[-1]} (means over seeds)\n\n{verdict}\n\n## Tables "
+                  f"(mean ± std over {len(study.seeds)} seeds)\n\n{F.fewstep_tables(study)}")
+        return report, F.fewstep_json(study), {"fewstep.png": F.fewstep_figure(study)}
+
+    return run
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -296,7 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="study", metavar="STUDY", required=True, help=" | ".join(STUDIES))
-    for name, add in (("fig8", add_fig8), ("table6", add_table6), ("odedit", add_odedit), ("budget", add_budget)):
+    for name, add in (("fig8", add_fig8), ("table6", add_table6), ("odedit", add_odedit), ("budget", add_budget),
+                      ("fewstep", add_fewstep)):
         doc = add.__doc__.strip()
         q = sub.add_parser(name, help=doc.split("\n")[0], description=doc,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
