@@ -55,6 +55,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pi2sb_lab import train
+from pi2sb_lab.cli import int_at_least
 from pi2sb_lab.nets.unet import CONFIGS, UNet
 from pi2sb_lab.parameterization import EpsParam
 from pi2sb_lab.sampler import sample
@@ -370,12 +371,12 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="bench/peer.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("peer", type=Path, help="path of an NVlabs/I2SB checkout")
     ap.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {','.join(PARTS)} (default all)")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
-    ap.add_argument("--batch", type=int, default=4, help="images per step (default 4)")
-    ap.add_argument("--size", type=int, default=64, help="image side, a multiple of 64 (default 64)")
-    ap.add_argument("--repeats", type=int, default=5, help="timed rounds of each measure (default 5)")
-    ap.add_argument("--sampler-repeats", type=int, default=7, help="rounds with the tiny network (default 7)")
-    ap.add_argument("--real-repeats", type=int, default=3, help="rounds with the real networks (default 3)")
+    ap.add_argument("--threads", type=int_at_least(1), default=2, help="torch threads (default 2)")
+    ap.add_argument("--batch", type=int_at_least(1), default=4, help="images per step (default 4)")
+    ap.add_argument("--size", type=int_at_least(64), default=64, help="image side, a multiple of 64 (default 64)")
+    ap.add_argument("--repeats", type=int_at_least(1), default=5, help="timed rounds of each measure (default 5)")
+    ap.add_argument("--sampler-repeats", type=int_at_least(1), default=7, help="rounds with the tiny network (default 7)")
+    ap.add_argument("--real-repeats", type=int_at_least(1), default=3, help="rounds with the real networks (default 3)")
     ap.add_argument("--nfe", type=_numbers, default=[10, 100, 999], help="tiny-network NFEs (default 10,100,999)")
     ap.add_argument("--real-nfe", type=_numbers, default=[10, 100], help="real-network NFEs ('' for none)")
     args = ap.parse_args(argv)
