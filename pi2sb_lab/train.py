@@ -253,8 +253,9 @@ def build_optimizer(params: list[torch.Tensor], *, lr: float, betas: tuple[float
     """AdamW in the fastest implementation this build runs for ``params`` on ``device``: (optimizer, kind).
 
     ``kind`` is one of ``OPTIMIZER_KINDS``: "fused" (one kernel per step over every tensor, on the CPU
-    and CUDA since torch 2.4: 6–12× faster than "foreach" for adm512 on a CPU, see docs/performance.md),
-    else "foreach" (one batched call per operation), else "single-tensor" (a Python loop per tensor).
+    and CUDA since torch 2.4; several times faster than "foreach" for adm512 on a CPU, which makes a pass
+    over the parameters per operation: docs/performance.md), else "foreach", else "single-tensor" (a
+    Python loop over the tensors).
     The kinds round differently, so a run records its kind in config.json and a resumed run equals an
     uninterrupted one bit for bit when both chose the same kind (a change is warned about on resume).
     """
