@@ -337,12 +337,9 @@ def degrade(
     smalls = jpeg_roundtrip_many(smalls, params.jpeg_quality.tolist(), codec=jpeg_codec)
     out = torch.empty_like(source)
     gray = params.gray.tolist()
-    for b, small in enumerate(smalls):
-        # Resize back, gray and round one sample at a time, while it is in cache; the copy into the
-        # batch converts the layout (the same arithmetic as on the whole batch, in the same order).
-        y = resize_bilinear(small, (H, W), channels_last=True)
-        y = to_gray(y) if gray[b] else y
-        out[b : b + 1] = quantize_8bit_(y)
+    for b, small in enumerate(smalls):  # resize back, gray, round: per sample, in cache (the same arithmetic)
+        y = resize_bilinear(small, (H, W), channels_last=True)  # the copy into the batch converts the layout
+        out[b : b + 1] = quantize_8bit_(to_gray(y) if gray[b] else y)
     if config.gray_clean and any(gray):
         clean = _where_flagged(params.gray, to_gray, clean)
     return Degraded(x=clean, y=out.to(x.dtype), params=params)
