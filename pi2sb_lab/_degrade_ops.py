@@ -36,7 +36,7 @@ def check_image(x: torch.Tensor, name: str = "x") -> None:
     if x.shape[2] < 1 or x.shape[3] < 1:
         raise ValueError(f"{name} must have height and width >= 1; got shape {tuple(x.shape)}")
     if x.numel():
-        lo, hi = x.min().item(), x.max().item()
+        lo, hi = (v.item() for v in torch.aminmax(x))  # one pass over the batch, not two
         if not (lo >= -1 - RANGE_TOLERANCE and hi <= 1 + RANGE_TOLERANCE):  # also catches NaN
             raise ValueError(
                 f"{name} must have values in [-1, 1] (tolerance {RANGE_TOLERANCE:g}); got [{lo:g}, {hi:g}]"
@@ -87,6 +87,8 @@ def pad_reflect(x: torch.Tensor, pad_h: int, pad_w: int | None = None) -> torch.
     """Mirror padding (cv2's default BORDER_REFLECT_101) of the last two dims; edge replication
     along a dim too short to mirror (pad ≥ its size)."""
     pad_w = pad_h if pad_w is None else pad_w
+    if 0 < pad_h < x.shape[-2] and 0 < pad_w < x.shape[-1]:
+        return F.pad(x, (pad_w, pad_w, pad_h, pad_h), mode="reflect")  # the same values in one pass, not two
     if pad_w:
         x = F.pad(x, (pad_w, pad_w, 0, 0), mode="reflect" if pad_w < x.shape[-1] else "replicate")
     if pad_h:
@@ -123,7 +125,9 @@ def filter2d_per_sample(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     # digits); at 512², 8 samples in one call cost 3× as much per sample. A GPU wants the whole batch.
     spectrum_bytes = C * fh * (fw // 2 + 1) * 2 * x.element_size()
     step = max(1, (4 << 20) // spectrum_bytes) if x.device.type == "cpu" else B
-    out = torch.empty_like(x)
+    # On a CPU, colour images come out channels-last, the layout resize_bilinear wants there: the crop
+    # below then writes that layout directly, sparing the resize a conversion pass (the same numbers).
+    out = torch.empty_like(x, memory_format=torch.channels_last if _cpu_colour(x) else torch.preserve_format)
     for start in range(0, B, step):
         rows = slice(start, start + step)
         # The FFT product is the linear convolution as long as fh, fw ≥ H + 2p; with the kernel
@@ -191,15 +195,23 @@ def filter2d_separable(x: torch.Tensor, kernel_1d: torch.Tensor) -> torch.Tensor
 # --------------------------------------------------------------------------- resize, colour, codec
 
 
-def resize_bilinear(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """cv2.INTER_LINEAR's resampling (half-pixel centres, no antialiasing, as GFPGAN's pipeline uses)."""
+def _cpu_colour(x: torch.Tensor) -> bool:
+    return x.device.type == "cpu" and x.shape[1] > 1
+
+
+def resize_bilinear(x: torch.Tensor, size: tuple[int, int], *, channels_last: bool = False) -> torch.Tensor:
+    """cv2.INTER_LINEAR's resampling (half-pixel centres, no antialiasing, as GFPGAN's pipeline uses).
+
+    ``channels_last``: a CPU colour result may stay in channels-last layout (the same values; for a
+    caller that copies it on anyway, which then converts the layout in its copy)."""
     if tuple(x.shape[-2:]) == tuple(size):
         return x
-    if x.device.type == "cpu" and x.shape[1] > 1:
+    if _cpu_colour(x):
         # torch's CPU kernel vectorizes over the channels only in channels-last layout: the same
         # numbers, 3-4× faster for a 512² colour image, conversions included.
         x = x.contiguous(memory_format=torch.channels_last)
-        return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=False).contiguous()
+        out = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=False)
+        return out if channels_last else out.contiguous()
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=False)
 
 

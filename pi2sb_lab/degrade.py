@@ -253,9 +253,9 @@ class Degraded:
         return iter((self.x, self.y, self.params))
 
 
-def _where_flagged(flag: torch.Tensor, op: Callable, x: torch.Tensor, *, inplace: bool = False) -> torch.Tensor:
-    """``x`` (a copy unless ``inplace``) with ``op`` applied to the samples whose ``flag`` (B,) is set, only those."""
-    out = x if inplace else x.clone()
+def _where_flagged(flag: torch.Tensor, op: Callable, x: torch.Tensor) -> torch.Tensor:
+    """A copy of ``x`` with ``op`` applied to the samples whose ``flag`` (B,) is set, only those."""
+    out = x.clone()
     # One sample at a time: gathering the flagged samples into a batch and scattering them back
     # moved tens of MB through memory at 512², more than ``op`` itself costs.
     for b in flag.nonzero().flatten().tolist():
@@ -336,13 +336,13 @@ def degrade(
     # JPEG for the whole batch at once: on a GPU one batched nvjpeg call per quality (jpeg_codec="auto").
     smalls = jpeg_roundtrip_many(smalls, params.jpeg_quality.tolist(), codec=jpeg_codec)
     out = torch.empty_like(source)
-    for b, small in enumerate(smalls):
-        out[b : b + 1] = resize_bilinear(small, (H, W))
-    if params.gray.any():
-        out = _where_flagged(params.gray, to_gray, out, inplace=True)
-        if config.gray_clean:
-            clean = _where_flagged(params.gray, to_gray, clean)
-    return Degraded(x=clean, y=quantize_8bit_(out).to(x.dtype), params=params)
+    gray = params.gray.tolist()
+    for b, small in enumerate(smalls):  # resize back, gray, round: per sample, in cache (the same arithmetic)
+        y = resize_bilinear(small, (H, W), channels_last=True)  # the copy into the batch converts the layout
+        out[b : b + 1] = quantize_8bit_(to_gray(y) if gray[b] else y)
+    if config.gray_clean and any(gray):
+        clean = _where_flagged(params.gray, to_gray, clean)
+    return Degraded(x=clean, y=out.to(x.dtype), params=params)
 
 
 # I2SB's fixed operators (SR×4, blur, JPEG, inpainting) live in operators.py; re-exported here so

@@ -22,6 +22,16 @@ def test_bench_degrade_quick_prints_both_rates_and_the_ratio():
     assert abs(float(ratio[1]) - float(ours[1]) / float(cv[1])) < 0.02, proc.stdout
 
 
+def test_bench_peer_refuses_a_folder_that_is_not_an_i2sb_checkout(tmp_path):
+    """The run itself needs an NVlabs/I2SB checkout (docs/performance.md); its set-up is checked here."""
+    proc = subprocess.run([sys.executable, "bench/peer.py", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 1 and "is not an NVlabs/I2SB checkout (no i2sb/runner.py)" in proc.stderr, proc.stderr
+    proc = subprocess.run([sys.executable, "bench/peer.py", str(tmp_path), "--parts", "loop,nope"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "--parts must name some of step,adamw,ema,loop,sampler" in proc.stderr
+
+
 def test_bench_help():
     proc = subprocess.run([sys.executable, "bench/degrade.py", "--help"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0 and "--quick" in proc.stdout
