@@ -19,7 +19,7 @@ extensions = [
     "sphinx.ext.autosummary",  # one page per public name (docs/_templates/autosummary)
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
-    "sphinx-mathjax-offline",  # MathJax 3 copied into _static: the site renders math without internet
+    "mathjax_local",           # docs/_ext: MathJax 3 served from _static (no CDN; renders offline)
     "notebook_pages",          # docs/_ext: notebook and lab pages from the .py sources
 ]
 
