@@ -51,7 +51,8 @@ napoleon_numpy_docstring = False
 # ---------------------------------------------------------------- HTML
 html_theme = "sphinx_book_theme"
 html_title = "pi2sb-lab"
-html_static_path = []
+html_static_path = ["_static"]
+html_favicon = "_static/favicon.png"   # else a browser asks the host for /favicon.ico (a 404)
 html_theme_options = {
     "use_download_button": True,    # each page's source (.ipynb for the notebooks)
     "show_toc_level": 2,
@@ -61,4 +62,4 @@ html_theme_options = {
     "collapse_navbar": True,
     "max_navbar_depth": 3,
 }
-html_last_updated_fmt = None
+html_context = {"default_mode": "light"}   # unset, the theme's script logs a console error

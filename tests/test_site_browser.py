@@ -68,7 +68,8 @@ def open_page(browser, url: str):
     """The page at ``url`` once the network is idle, with everything that went wrong while loading it."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     problems: list[str] = []
-    page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
+    page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text} ({msg.location.get('url')})")
+            if msg.type == "error" else None)
     page.on("pageerror", lambda err: problems.append(f"uncaught: {err}"))
     page.on("requestfailed", lambda req: problems.append(f"request failed: {req.url} ({req.failure})"))
     page.on("response", lambda resp: problems.append(f"HTTP {resp.status}: {resp.url}") if resp.status >= 400 else None)
