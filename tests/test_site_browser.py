@@ -119,3 +119,48 @@ def test_notebook_page(site_url, browser):
         f"no .py/.ipynb download links on {NOTEBOOK_PAGE}: {links}"
     assert not problems, f"{NOTEBOOK_PAGE} had errors:\n" + "\n".join(problems)
     page.close()
+
+
+def readme_public_names() -> dict[str, set[str]]:
+    """Every `name` or `module.name` in the README's backticks that is a public object of pi2sb_lab, with
+    the dotted paths it is public under (its defining module, or a package whose ``__all__`` exports it)."""
+    import importlib
+    import pkgutil
+    import re
+
+    import pi2sb_lab
+
+    modules = {m.name: importlib.import_module(m.name) for m in pkgutil.walk_packages(pi2sb_lab.__path__, "pi2sb_lab.")
+               if not any(p.startswith("_") for p in m.name.split("."))}
+    found: dict[str, set[str]] = {}
+    for token in set(re.findall(r"`([A-Za-z_][\w.]*)[`(]", (ROOT / "README.md").read_text())):
+        token = token.removeprefix("pi2sb_lab.")
+        attr = token.rsplit(".", 1)[-1]
+        if attr.startswith("_"):
+            continue
+        for name, module in modules.items():
+            obj = getattr(module, attr, None)
+            if obj is None or ("." in token and not name.endswith("." + token.rsplit(".", 1)[0])):
+                continue
+            public = attr in getattr(module, "__all__", ()) or getattr(obj, "__module__", None) == name
+            if public and getattr(obj, "__module__", "").startswith("pi2sb_lab"):
+                found.setdefault(f"{obj.__module__}.{attr}", set()).add(f"{name}.{attr}")
+    return found
+
+
+def test_every_public_name_the_readme_uses_has_a_page():
+    names = readme_public_names()
+    assert {"pi2sb_lab.sampler.sample", "pi2sb_lab.train.training_loop", "pi2sb_lab.hashing.Cat",
+            "pi2sb_lab.diffusion.sampling.ddim"} <= set(names), sorted(names)
+    missing = sorted(n for n, paths in names.items() if not any((SITE / "api" / f"{p}.html").is_file() for p in paths))
+    assert not missing, f"README names without an API page: {missing}"
+
+
+def test_the_lab_pages_are_student_versions():
+    pages = sorted((SITE / "labs").glob("lab*.html"))
+    assert len(pages) == len(sorted((ROOT / "notebooks" / "labs").glob("lab[0-9]*.py"))) >= 4, pages
+    for page in pages:
+        text = page.read_text()
+        assert "NotImplementedError" in text, f"{page.name}: no exercise left for the student"
+        leaked = [m for m in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS") if m in text]
+        assert not leaked, f"{page.name} shows the instructor's markers {leaked}"
