@@ -24,7 +24,7 @@ extensions = [
 ]
 
 root_doc = "index"
-exclude_patterns = ["_build", "notebooks/download/*", "**/.ipynb_checkpoints", "README.md"]
+exclude_patterns = ["_build", "notebooks/download/*", "labs/download/*", "**/.ipynb_checkpoints", "README.md"]
 templates_path = ["_templates"]
 
 # ---------------------------------------------------------------- MyST and notebook execution

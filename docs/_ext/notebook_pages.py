@@ -10,7 +10,8 @@ Before Sphinx reads anything (``builder-inited``):
 * the download copies (``docs/notebooks/download/<stem>.ipynb``) are the plain notebooks, full-size
   defaults, as a user would open them.
 * every course lab becomes ``docs/labs/<stem>.ipynb``: nbgrader's *student* version (solutions and
-  hidden tests stripped by ``pi2sb_lab.labs.course.build``), shown without executing it.
+  hidden tests stripped by ``pi2sb_lab.labs.course.build``), shown without executing it; the download
+  (``docs/labs/download/<stem>.ipynb``) is that version exactly as nbgrader released it.
 
 Files are only rewritten when their content changes, so Sphinx's incremental build stays incremental.
 """
@@ -92,7 +93,7 @@ def lab_page(source: Path, released: Path):
     header = nbformat.v4.new_markdown_cell(
         f"```{{admonition}} Student version\n"
         f"The solutions and hidden tests are removed (`make labs` builds this version with nbgrader). "
-        f"{{download}}`Download {source.stem}.ipynb <{source.stem}.ipynb>`, fill in every "
+        f"{{download}}`Download {source.stem}.ipynb <download/{source.stem}.ipynb>`, fill in every "
         f"`raise NotImplementedError()`, and hand it in; the instructor grades it with `make grade`.\n```")
     nb.cells.insert(1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0, header)
     return nb
@@ -136,9 +137,11 @@ def generate(app=None) -> None:
     for stem, released in student_labs().items():
         page = DOCS / "labs" / f"{stem}.ipynb"
         _write_if_changed(lab_page(NOTEBOOKS / "labs" / f"{stem}.py", released), page)
-        wanted.add(page)
+        download = DOCS / "labs" / "download" / f"{stem}.ipynb"   # the student version exactly as released
+        _write_if_changed(nbformat.read(released, as_version=4), download)
+        wanted |= {page, download}
     # a renamed or deleted notebook must not leave its old page behind
-    for old in [*(DOCS / "notebooks").rglob("*.ipynb"), *(DOCS / "labs").glob("*.ipynb")]:
+    for old in [*(DOCS / "notebooks").rglob("*.ipynb"), *(DOCS / "labs").rglob("*.ipynb")]:
         if old not in wanted:
             old.unlink()
 
