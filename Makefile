@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test lab demo bench notebook browser-test labs grade clean
+.PHONY: help venv test lab demo bench notebook browser-test labs grade clean docs dist
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -27,8 +27,10 @@ demo: $(STAMP)  ## the main job: MNIST pseudo-hashing ablation on the embedded d
 bench: $(STAMP)  ## degradation throughput, ours vs OpenCV
 	$(PY) bench/degrade.py $(ARGS)
 
-test: $(STAMP)  ## run the whole test suite (unit, theory, notebooks, nbval)
-	$(PY) -m pytest
+# xdist: every core (JOBS=1 runs serially); --dist loadgroup keeps a file with module-scoped fixtures on one worker
+JOBS ?= auto
+test: $(STAMP)  ## run the whole test suite (unit, theory, notebooks, nbval) on every core
+	$(PY) -m pytest -n $(JOBS) --dist loadgroup
 
 LAB_ARGS ?=
 LAB_ROOT ?= .
@@ -40,8 +42,8 @@ lab: $(STAMP)  ## JupyterLab; the notebooks/*.py files open as notebooks (jupyte
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=$(LAB_ROOT) --LabApp.app_settings_dir=$(CURDIR)/jupyter/lab/settings \
 		$(ROOT_FLAG) $(LAB_ARGS)
 
-browser-test: $(STAMP)  ## the notebooks in JupyterLab in headless Chromium (apt install chromium); screenshots in build/browser/
-	PI2SB_BROWSER=1 $(PY) -m pytest -q -p no:cacheprovider tests/test_browser.py
+browser-test: $(STAMP) docs  ## the notebooks in JupyterLab and the built site in headless Chromium (apt install chromium); screenshots in build/browser/
+	PI2SB_BROWSER=1 $(PY) -m pytest -q -p no:cacheprovider tests/test_browser.py tests/test_site_browser.py
 
 NB ?= notebooks/01_dirac_pair_bridge.py
 P  ?=
@@ -60,6 +62,16 @@ SUBMISSION ?=
 STUDENT    ?= student
 grade: $(STAMP)  ## autograde a lab: make grade LAB=lab1 SUBMISSION=path/to/lab1.ipynb [STUDENT=id]; points per cell
 	$(PY) -m pi2sb_lab.labs.course grade "$(LAB)" "$(SUBMISSION)" --student "$(STUDENT)" --course "$(COURSE)"
+
+# The site: notebooks executed with the suite's small parameters (cached in build/docs/jupyter-cache),
+# the labs' student versions, the API reference; Sphinx warnings are errors, then every internal link is checked.
+docs: $(STAMP)  ## the documentation site → build/docs/html/index.html
+	$(PY) -m sphinx -b html -W --keep-going -q docs build/docs/html
+	$(PY) docs/check_links.py build/docs/html
+
+dist: $(STAMP)  ## wheel + sdist → dist/, metadata checked by twine
+	$(PY) -m build --outdir dist .
+	$(PY) -m twine check --strict dist/*
 
 clean:  ## remove caches and build outputs (keeps .venv and runs/)
 	rm -rf .pytest_cache build *.egg-info

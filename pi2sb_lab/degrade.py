@@ -12,7 +12,7 @@ probability. Table 4 (P-I2SB row): kernel 41, σ ∈ [0.1, 10], iso/aniso 0.5/0.
 the clean/degraded pair as augmentation. The order and resampling follow
 GFPGAN's FFHQDegradationDataset, which Table 4 reproduces.
 
-Training use (DESIGN.md's data flow)::
+Training use (the data flow of docs/design.md)::
 
     x, y, params = degrade(batch, "ffhq512", generator=g)   # x: flipped like y
     cond = params.as_vector()                               # (B, DEGRADATION_PARAM_DIM) in [0, 1]

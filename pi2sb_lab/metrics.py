@@ -1,6 +1,6 @@
 """Image-restoration metrics: PSNR, SSIM, LPIPS, Fréchet distance, digit accuracy.
 
-All image arguments follow the project convention (DESIGN.md): float tensors in
+All image arguments follow the project convention (docs/design.md): float tensors in
 ``[-1, 1]``, NCHW. Per-image metrics return a ``(B,)`` tensor; reduce it as the
 table needs.
 

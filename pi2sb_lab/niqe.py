@@ -88,7 +88,7 @@ def save_model(model: NIQEModel, path: str | os.PathLike) -> Path:
 def ggd_fit(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Generalized Gaussian fit per row of ``x`` (P, N) by moment matching: (shape α, variance), each (P,).
 
-    ρ = E[x²]/E[|x|]² equals Γ(1/α)Γ(3/α)/Γ(2/α)² for a GGD of shape α; α is the grid point closest.
+    ``ρ = E[x²]/E[|x|]²`` equals Γ(1/α)Γ(3/α)/Γ(2/α)² for a GGD of shape α; α is the grid point closest.
     """
     var = x.square().mean(dim=1)
     rho = var / x.abs().mean(dim=1).square()

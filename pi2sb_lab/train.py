@@ -1,6 +1,6 @@
 """One training loop for every scale and every learned model: I2SB Alg. 1 / P-I2SB Alg. 1 and the helpers.
 
-Each optimizer step, on every rank:
+Each optimizer step, on every rank::
 
     x ~ dataset                                  (this rank's shard)
     pair = pair_fn(x, generator)                 (degradation + pseudo-hashing, P-I2SB eq. 11/19)

@@ -49,3 +49,15 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("largest error seen by each exact (float64) check")
         for name, err in sorted(_EXACT_ERRORS.items()):
             terminalreporter.write_line(f"{err:10.2e}  {name}")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`make test` runs `-n auto --dist loadgroup`) tests are spread one by one over
+    the workers, so a module-scoped fixture (a trained model, a torchrun run) would be built once per
+    worker. A file with such a fixture is kept on one worker as a group; the rest spread freely."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        defs = info.name2fixturedefs.values() if info else ()
+        if any(d.scope in ("module", "package", "session") and d.baseid and d.baseid == item.nodeid.split("::")[0]
+               for fixturedefs in defs for d in fixturedefs):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))

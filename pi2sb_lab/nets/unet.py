@@ -3,7 +3,7 @@
 The backbone behind I2SB's ε-network (I2SB §5 "Model": a U-Net, ADM at scale)
 and P-I2SB's predictor, from the 32×32 MNIST toy (P-I2SB §4.3) up to 512×512
 faces. It knows nothing of what its output means; a parameterization object
-wraps it (DESIGN.md).
+wraps it (docs/design.md, "One network signature").
 
 Interface, shared by every backbone of the project::
 
