@@ -87,7 +87,7 @@ def run(cmd: list[str], log: Path, nproc: int = 1) -> float:
     return time.perf_counter() - start
 
 
-def train_regression(cfg, threads: int):
+def train_regression(cfg, threads: int, device: str):
     """The supervised baseline: the same U-Net on y → x (t = 0, no condition), same steps, batch, lr and EMA as the
     bridge, through the same training loop. Returns its EMA model."""
     from pi2sb_lab.train import SupervisedObjective, training_loop
@@ -103,18 +103,18 @@ def train_regression(cfg, threads: int):
     result = training_loop(model=net, dataset=ImageFolder(cfg.data, cfg.image_size), pair_fn=degrade_fn,
                            objective=SupervisedObjective(loss, "regression"), total_steps=cfg.total_steps,
                            batch_size=cfg.batch_size, lr=cfg.lr, lr_warmup_steps=cfg.lr_warmup_steps,
-                           ema_decay=cfg.ema_decay, ema_rampup=cfg.ema_rampup, seed=cfg.seed, device="cpu",
+                           ema_decay=cfg.ema_decay, ema_rampup=cfg.ema_rampup, seed=cfg.seed, device=device,
                            log_every=100, progress="regression")
     return result.ema
 
 
 @torch.no_grad()
-def apply_regression(model, lq: Path, out: Path) -> None:
+def apply_regression(model, lq: Path, out: Path, device: str) -> None:
     files = ImageFiles(lq, None)
     out.mkdir(parents=True, exist_ok=True)
     for i, name in enumerate(files.names):
-        y = to_float(files.read(i)[None])
-        save_png(model(y, torch.zeros(1)).clamp(-1, 1)[0], out / f"{Path(name).with_suffix('')}.png")
+        y = to_float(files.read(i)[None]).to(device)
+        save_png(model(y, torch.zeros(1, device=device)).clamp(-1, 1)[0], out / f"{Path(name).with_suffix('')}.png")
 
 
 def fit_niqe(train: Path, path: Path, limit: int = 400) -> Path:
@@ -178,8 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     regression = out / "regression"
     if not (regression / "done").is_file():
         start = time.perf_counter()
-        model = train_regression(cfg, threads=args.nproc)
-        apply_regression(model, testset / "lq", regression)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        model = train_regression(cfg, threads=args.nproc, device=device)
+        apply_regression(model, testset / "lq", regression, device)
         (regression / "done").write_text("")
         times["train + apply regression"] = time.perf_counter() - start
 

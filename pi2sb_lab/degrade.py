@@ -119,9 +119,9 @@ PRESETS: dict[str, DegradationConfig] = {
     "photo64": DegradationConfig(
         kernel_size=11, sigma_range=(0.1, 1.5), scale_range=(1.0, 3.0), gray_prob=0.0
     ),
-    # 32×32 gray faces (LFW, pi2sb_lab.data.photos.write_face_set, upsampled from 25²): already
-    # soft, so milder spatial ranges than photo64 (σ to 1 px, r to 2: 32 → 16 px); δ and q as
-    # Table 4. The faces are gray, so gray is a no-op and stays off.
+    # 32×32 images: LFW's gray faces (pi2sb_lab.data.photos.write_face_set, upsampled from 25²,
+    # already soft) and 32² photo tiles. Milder spatial ranges than photo64 (σ to 1 px, r to 2:
+    # 32 → 16 px); δ and q as Table 4. Gray off, as in photo64 (a no-op on the gray faces).
     "face32": DegradationConfig(
         kernel_size=7, sigma_range=(0.1, 1.0), scale_range=(1.0, 2.0), gray_prob=0.0
     ),
