@@ -117,7 +117,7 @@ def apply_regression(model, lq: Path, out: Path, device: str) -> None:
         save_png(model(y, torch.zeros(1, device=device)).clamp(-1, 1)[0], out / f"{Path(name).with_suffix('')}.png")
 
 
-def fit_niqe(train: Path, path: Path, limit: int = 400) -> Path:
+def fit_niqe(train: Path, path: Path, limit: int = 100) -> Path:
     """A NIQE pristine model from the first ``limit`` training crops (16² patches; training photographs only)."""
     from pi2sb_lab.niqe import fit_model, save_model
 

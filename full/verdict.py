@@ -70,7 +70,7 @@ def testset(out: Path, name: str, log: Path) -> Path:
 def cell(out: Path, set_name: str, data: Path, variant: str, seed: int, args, log: Path) -> dict:
     where = out / "cells" / set_name / variant / f"seed{seed}"
     scored = where / "metrics.json"
-    if scored.is_file():
+    if scored.is_file() and json.loads(scored.read_text()).get("steps") == args.steps:
         return json.loads(scored.read_text())
     start = time.perf_counter()
     run_dir = where / "run"
@@ -89,7 +89,7 @@ def cell(out: Path, set_name: str, data: Path, variant: str, seed: int, args, lo
     run(["full/evaluate.py", str(restored), "--hq", str(test / "hq"), "--metrics", "psnr,ssim",
          "--out", str(where / "metrics"), "--label", f"{set_name} {variant} seed {seed}"], log)
     result = json.loads((where / "metrics" / "metrics.json").read_text())
-    record = {"set": set_name, "variant": variant, "seed": seed, "psnr": result["metrics"]["psnr"],
+    record = {"set": set_name, "variant": variant, "seed": seed, "steps": args.steps, "psnr": result["metrics"]["psnr"],
               "ssim": result["metrics"]["ssim"], "wall_s": time.perf_counter() - start}
     scored.write_text(json.dumps(record) + "\n")
     return record
