@@ -8,7 +8,12 @@
    china); full/make_testset.py degrades the tiles once with the ``photo64`` preset.
 2. full/train.py trains the bridge (P-I2SB's e-cat by default) under
    ``torchrun --nproc_per_node 2`` on the CPU.
-3. full/restore.py restores the held-out LQ tiles (``--ot-ode`` by default: see below).
+3. full/restore.py restores the held-out LQ tiles along the OT-ODE path (``--ot-ode``). The bridge
+   itself is trained on the stochastic bridge (``ot_ode=false``): trained on the OT-ODE's
+   deterministic path, a model that also sees y (Cat's second half, the lq condition) reads
+   x0 = (x_t − w_t·y)/(1 − w_t) off its input at every t < 1 and learns nothing for t = 1,
+   where restoration starts (measured: loss at t = 1 0.0687 against 0.0712 for predicting 0,
+   at t = 0.9 0.0068; +0.2 dB over the LQ after 800 steps).
 4. A supervised regression U-Net of the same architecture, steps, batch, lr and EMA,
    trained on the same on-the-fly pairs (y → x, MSE; the perception–distortion
    baseline), restores the same tiles.
@@ -63,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tile", type=int, default=64, help="tile side (default 64)")
     parser.add_argument("--crops", type=int, default=4000, help="training crops written (default 4000)")
     parser.add_argument("--nfe", type=int, default=10, help="sampler steps of the restoration (default 10)")
-    parser.add_argument("--sde", action="store_true", help="sample the SDE (default: the OT-ODE, deterministic)")
+    parser.add_argument("--sde", action="store_true", help="sample the SDE (default: the OT-ODE path, deterministic)")
     parser.add_argument("--nproc", type=int, default=2, help="torchrun processes for train/restore (default 2)")
     parser.add_argument("--preset", default="photo64", help="eq. 19 preset of training and test set (photo64)")
     parser.add_argument("--extra", nargs="*", default=[], metavar="key=value",
@@ -160,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                  f"degradation={args.preset}", f"batch_size={args.batch_size}", f"lr={args.lr}",
                  f"total_steps={args.steps}", "lr_warmup_steps=50", f"checkpoint_every={max(1, args.steps // 3)}",
                  f"image_every={max(1, args.steps // 3)}", f"log_every={max(1, args.steps // 30)}",
-                 f"ot_ode={'false' if args.sde else 'true'}", "progress=false", f"run_dir={bridge}", *args.extra]
+                 "ot_ode=false", "progress=false", f"run_dir={bridge}", *args.extra]
     train_cmd = ["full/train.py", args.variant, *overrides]
     commands.append(shlex.join(["torchrun", f"--nproc_per_node={args.nproc}", *train_cmd]))
     if not (bridge / f"checkpoint-{args.steps:09d}.pt").is_file():

@@ -7,7 +7,8 @@ held-out photographs and the LFW faces, several seeds, paired within a seed, on 
 For each set (``photos``: 32² crops and tiles of pi2sb_lab.data.photos; ``faces``: LFW
 at 32²; both degraded by the 32² preset ``face32``), one test set
 (full/make_testset.py), then per seed and variant: full/train.py (one process, the
-"tiny" U-Net, the same steps, batch and lr for every cell), full/restore.py (OT-ODE,
+"tiny" U-Net, the same steps, batch and lr for every cell; trained on the stochastic bridge, see
+full/photos.py for why not the OT-ODE path), full/restore.py (sampled along the OT-ODE path,
 --nfe, the true eq. 19 vectors for the da variants) and full/evaluate.py (PSNR, SSIM).
 Noise-I2SB is restored without a prior (x̂ as it is: P-I2SB's eq. 18 decodes it with a
 DDIM denoiser, which this budget does not train). Each seed's cells share the seed
@@ -75,7 +76,7 @@ def cell(out: Path, set_name: str, data: Path, variant: str, seed: int, args, lo
     start = time.perf_counter()
     run_dir = where / "run"
     overrides = [f"data={data / 'train'}", "image_size=32", "net=tiny", f"batch_size={args.batch_size}",
-                 f"lr={args.lr}", f"total_steps={args.steps}", "lr_warmup_steps=20", "ot_ode=true",
+                 f"lr={args.lr}", f"total_steps={args.steps}", "lr_warmup_steps=20", "ot_ode=false",
                  f"seed={seed}", f"checkpoint_every={args.steps}", f"image_every={args.steps}",
                  f"log_every={max(1, args.steps // 10)}", "progress=false", "num_workers=0", f"run_dir={run_dir}",
                  *SETS[set_name][0]]
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             for variant in args.variants:
                 records.append(cell(out, set_name, data[set_name], variant, seed, args, log))
                 print(json.dumps(records[-1]), flush=True)
-    lines = [f"{args.steps} steps × batch {args.batch_size} per cell (tiny U-Net, 32², lr {args.lr}, OT-ODE, "
+    lines = [f"{args.steps} steps × batch {args.batch_size} per cell (tiny U-Net, 32², lr {args.lr}, OT-ODE sampling, "
              f"NFE {args.nfe}), seeds {args.seeds}; Δ = variant − (a) Vanilla within a seed, mean ± sd over seeds.",
              "", "| set | variant | PSNR↑ | SSIM↑ | ΔPSNR vs (a) | ΔSSIM vs (a) | seeds better (PSNR) |",
              "|---|---|---:|---:|---:|---:|---:|"]
