@@ -3,9 +3,10 @@
     python full/photos.py                     # what `make photos` runs: build, train, restore, score, draw
     python full/photos.py --steps 300 --out runs/photos-short
 
-1. pi2sb_lab.data.photos writes 64² training crops of 14 photographs that ship with
+1. pi2sb_lab.data.photos writes 32² training crops of 14 photographs that ship with
    scikit-image and scikit-learn, and tiles of 4 held-out ones (chelsea, coffee, camera,
-   china); full/make_testset.py degrades the tiles once with the ``photo64`` preset.
+   china); full/make_testset.py degrades the tiles once with the 32² preset ``face32``
+   (``--tile 64 --preset photo64`` for 64² tiles: 4× the compute per step).
 2. full/train.py trains the bridge (P-I2SB's e-cat by default) under
    ``torchrun --nproc_per_node 2`` on the CPU.
 3. full/restore.py restores the held-out LQ tiles along the OT-ODE path (``--ot-ode``). The bridge
@@ -61,16 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/photos"), help="output folder (default runs/photos)")
     parser.add_argument("--variant", default="e-cat", help="full/configs name of the bridge (default e-cat)")
-    parser.add_argument("--steps", type=int, default=1500, help="training steps of bridge and regression (1500)")
+    parser.add_argument("--steps", type=int, default=600, help="training steps of bridge and regression (600)")
     parser.add_argument("--batch-size", type=int, default=16, help="global batch (default 16)")
     parser.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
     parser.add_argument("--net", default="tiny", help="U-Net config (default tiny: 0.67M parameters)")
-    parser.add_argument("--tile", type=int, default=64, help="tile side (default 64)")
+    parser.add_argument("--tile", type=int, default=32, help="tile side (default 32; 64 with --preset photo64)")
     parser.add_argument("--crops", type=int, default=4000, help="training crops written (default 4000)")
     parser.add_argument("--nfe", type=int, default=10, help="sampler steps of the restoration (default 10)")
     parser.add_argument("--sde", action="store_true", help="sample the SDE (default: the OT-ODE path, deterministic)")
     parser.add_argument("--nproc", type=int, default=2, help="torchrun processes for train/restore (default 2)")
-    parser.add_argument("--preset", default="photo64", help="eq. 19 preset of training and test set (photo64)")
+    parser.add_argument("--preset", default="face32", help="eq. 19 preset of training and test set (face32, "
+                        "the 32² preset; photo64 for 64² tiles)")
     parser.add_argument("--extra", nargs="*", default=[], metavar="key=value",
                         help="further full/train.py overrides for the bridge")
     return parser
