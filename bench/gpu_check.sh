@@ -16,7 +16,8 @@ if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1
     echo "gpu_check: no CUDA device visible to torch here ($("$PY" -c 'import torch; print(torch.__version__)')); nothing was run" >&2
     exit 3
 fi
-DEVICE=$("$PY" -c "import torch; p = torch.cuda.get_device_properties(0); print(f'{p.name}, {p.total_memory / 2**30:.0f} GiB, torch {torch.__version__}, CUDA {torch.version.cuda}')")
+DEVICE=$("$PY" -c "import torch; p = torch.cuda.get_device_properties(0); \
+print(f'{p.name}, {p.total_memory / 2**30:.0f} GiB, torch {torch.__version__}, CUDA {torch.version.cuda}')")
 failed=()
 step() {  # step NAME TIMEOUT_S COMMAND...: run one part, log it, go on when it fails
     local name=$1 limit=$2; shift 2

@@ -118,8 +118,9 @@ def main(argv: list[str] | None = None) -> int:
             for variant in args.variants:
                 records.append(cell(out, set_name, data[set_name], variant, seed, args, log))
                 print(json.dumps(records[-1]), flush=True)
-    lines = [f"{args.steps} steps × batch {args.batch_size} per cell (tiny U-Net, 32², lr {args.lr}, OT-ODE sampling, "
-             f"NFE {args.nfe}), seeds {args.seeds}; Δ = variant − (a) Vanilla within a seed, mean ± sd over seeds.",
+    lines = [f"{args.steps} steps × batch {args.batch_size} per cell (tiny U-Net, 32², lr {args.lr}, OT-ODE "
+             f"sampling, NFE {args.nfe}), seeds {args.seeds}; Δ = variant − (a) Vanilla within a seed, mean ± sd "
+             "over seeds.",
              "", "| set | variant | PSNR↑ | SSIM↑ | ΔPSNR vs (a) | ΔSSIM vs (a) | seeds better (PSNR) |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for set_name in args.sets:
