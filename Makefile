@@ -26,7 +26,7 @@ demo: $(STAMP)  ## the main job: MNIST pseudo-hashing ablation on the embedded d
 
 PHOTOS_ARGS ?=
 photos: $(STAMP)  ## the full tier on real photographs (CPU, torchrun ×2, no download): runs/photos/photos.md + .png
-	$(PY) full/photos.py $(PHOTOS_ARGS)
+	$(PY) full/real_photos.py $(PHOTOS_ARGS)
 
 gpu-check: $(STAMP)  ## ≤ 8 min on one CUDA GPU: CUDA tests, train/restore/degrade benchmarks, a 128² photos run
 	bash bench/gpu_check.sh

@@ -35,7 +35,7 @@ step "CUDA-only tests" 90 "$PY" -m pytest -q -p no:cacheprovider $CUDA_TESTS -k 
 step "train_step adm512 512² bf16" 90 "$PY" bench/train_step.py --batch-size 8 --steps 5 --device cuda
 step "restore adm512 512² NFE 1/10/100 bf16" 120 "$PY" bench/restore.py --nfe 1 10 100 --batch-size 4 --device cuda --bf16
 step "degrade ffhq512 batched on the GPU" 60 "$PY" bench/degrade.py --images 64 --repeats 1 --gpu-images 512
-step "photos at 128² bf16 (300 steps, NFE 10)" 150 "$PY" full/photos.py --out "$OUT/photos128" --tile 128 \
+step "photos at 128² bf16 (300 steps, NFE 10)" 150 "$PY" full/real_photos.py --out "$OUT/photos128" --tile 128 --preset photo64 \
     --crops 2000 --steps 300 --batch-size 32 --nproc 1
 [ -f "$OUT/photos128/photos.md" ] && { echo "=== [$DEVICE] photos at 128²:"; cat "$OUT/photos128/photos.md"; } | tee -a "$LOG"
 if [ ${#failed[@]} -gt 0 ]; then

@@ -8,7 +8,7 @@ For each set (``photos``: 32² crops and tiles of pi2sb_lab.data.photos; ``faces
 at 32²; both degraded by the 32² preset ``face32``), one test set
 (full/make_testset.py), then per seed and variant: full/train.py (one process, the
 "tiny" U-Net, the same steps, batch and lr for every cell; trained on the stochastic bridge, see
-full/photos.py for why not the OT-ODE path), full/restore.py (sampled along the OT-ODE path,
+full/real_photos.py for why not the OT-ODE path), full/restore.py (sampled along the OT-ODE path,
 --nfe, the true eq. 19 vectors for the da variants) and full/evaluate.py (PSNR, SSIM).
 Noise-I2SB is restored without a prior (x̂ as it is: P-I2SB's eq. 18 decodes it with a
 DDIM denoiser, which this budget does not train). Each seed's cells share the seed
@@ -30,7 +30,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `full` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from full.photos import run  # noqa: E402
+from full.real_photos import run  # noqa: E402
 from pi2sb_lab.data.photos import write_face_set, write_photo_set  # noqa: E402
 
 VARIANTS = ("a-vanilla", "c-lq-da", "d-noise", "e-cat")

@@ -1,7 +1,7 @@
 """`make photos`: the full tier on real photographs, end to end on the CPU, with no download.
 
-    python full/photos.py                     # what `make photos` runs: build, train, restore, score, draw
-    python full/photos.py --steps 300 --out runs/photos-short
+    python full/real_photos.py                     # what `make photos` runs: build, train, restore, score, draw
+    python full/real_photos.py --steps 300 --out runs/photos-short
 
 1. pi2sb_lab.data.photos writes 32² training crops of 14 photographs that ship with
    scikit-image and scikit-learn, and tiles of 4 held-out ones (chelsea, coffee, camera,
