@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test lab demo bench notebook browser-test labs grade clean docs dist
+.PHONY: help venv test lab demo photos gpu-check bench notebook browser-test labs grade clean docs dist
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -23,6 +23,13 @@ venv: $(STAMP)  ## create .venv with everything installed
 ARGS ?=
 demo: $(STAMP)  ## the main job: MNIST pseudo-hashing ablation on the embedded digits (ARGS="--seeds 0 1 2" …)
 	$(PY) toy/mnist.py $(ARGS)
+
+PHOTOS_ARGS ?=
+photos: $(STAMP)  ## the full tier on real photographs (CPU, torchrun ×2, no download): runs/photos/photos.md + .png
+	$(PY) full/real_photos.py $(PHOTOS_ARGS)
+
+gpu-check: $(STAMP)  ## ≤ 8 min on one CUDA GPU: CUDA tests, train/restore/degrade benchmarks, a 128² photos run
+	bash bench/gpu_check.sh
 
 bench: $(STAMP)  ## degradation throughput, ours vs OpenCV
 	$(PY) bench/degrade.py $(ARGS)

@@ -43,6 +43,12 @@ def check_train(cfg: FullConfig, resume: bool) -> None:
     if cfg.batch_size % (world * cfg.grad_accum):
         raise PreflightError(f"batch_size={cfg.batch_size} must be a multiple of world size × grad_accum = "
                              f"{world} × {cfg.grad_accum} (each rank's micro-batches are equal)")
+    micro = cfg.batch_size // (world * cfg.grad_accum)
+    if len(files) // world < micro:  # every rank's shard of the data must hold one micro-batch
+        largest = (len(files) // world) * world * cfg.grad_accum
+        raise PreflightError(f"batch_size={cfg.batch_size} needs {micro} images per rank per micro-batch, but "
+                             f"data={cfg.data!r} holds {len(files)} image(s) for {world} rank(s)"
+                             + (f": use batch_size <= {largest}" if largest else ""))
     try:  # the training loop's own checks, run now instead of after the run folder exists
         check_settings(total_steps=cfg.total_steps, total_samples=None, batch_size=cfg.batch_size, seed=cfg.seed,
                        keep_checkpoints=cfg.keep_checkpoints, resume=resume, run_dir=run_dir, lr_decay="constant",

@@ -7,7 +7,7 @@ import torch
 
 from pi2sb_lab.conditioning import Conditioning, get_conditioning
 from pi2sb_lab.data.images import to_float
-from pi2sb_lab.degrade import degrade, get_preset
+from pi2sb_lab.degrade import degrade
 from pi2sb_lab.hashing import PseudoHash, get_strategy
 from pi2sb_lab.nets import seeded
 from pi2sb_lab.nets.estimator import DegradationEstimator
@@ -15,7 +15,7 @@ from pi2sb_lab.nets.unet import UNet
 from pi2sb_lab.families import BridgeFamily, make_family
 from pi2sb_lab.schedule import SymmetricSchedule
 
-from .config import FullConfig
+from .config import FullConfig, degradation_config
 
 IMAGE_CHANNELS = 3
 
@@ -78,7 +78,7 @@ def degrade_fn_of(cfg: FullConfig):
     from ``generator``, which the training loop seeds from (seed, rank, step): a
     resumed run sees the same pairs.
     """
-    preset = get_preset(cfg.degradation)
+    preset = degradation_config(cfg)  # the preset with the command line's eq. 19 overrides
 
     def degrade_fn(x: torch.Tensor, generator: torch.Generator):
         images = to_float(x) if x.dtype == torch.uint8 else x

@@ -28,13 +28,13 @@ from pathlib import Path
 import yaml
 
 from pi2sb_lab.conditioning import CONDITIONINGS
-from pi2sb_lab.degrade import PRESETS
+from pi2sb_lab.degrade import PRESETS, DegradationConfig
 from pi2sb_lab.families import FAMILIES
 from pi2sb_lab.hashing import STRATEGIES
 from pi2sb_lab.nets.unet import CONFIGS as UNET_CONFIGS
 
 __all__ = ["ConfigError", "FullConfig", "CONFIG_DIR", "load_config", "parse_overrides", "save_config",
-           "config_from_dict"]
+           "config_from_dict", "degradation_config"]
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 MODELS = ("bridge", "estimator", "prior")
@@ -49,8 +49,18 @@ class FullConfig:
     # --- data (P-I2SB §5: FFHQ, 70k PNGs resized to 512²)
     data: str = ""                       # a folder or a .zip of HQ faces (PNG/JPEG), searched recursively
     image_size: int = 512                # images are resized (shorter side, Lanczos) and centre-cropped to this
-    num_workers: int = 4                 # DataLoader decoding processes per rank
-    degradation: str = "ffhq512"         # eq. 19 preset (Table 4), drawn on the fly per sample
+    num_workers: int = 4                 # DataLoader decoding processes per rank (at most the rank's CPU cores − 1)
+    degradation: str = "ffhq512"         # eq. 19 preset (Table 4; photo64, face32 for small images), drawn per sample
+    # eq. 19 overrides: null keeps the preset's value (pi2sb_lab.degrade.DegradationConfig's fields)
+    kernel_size: typing.Optional[int] = None                 # odd blur kernel side
+    sigma_range: typing.Optional[typing.List[float]] = None  # [lo, hi] blur σ, pixels
+    aniso_prob: typing.Optional[float] = None                # probability of an anisotropic kernel
+    scale_range: typing.Optional[typing.List[float]] = None  # [lo, hi] down-sampling factor r
+    noise_range: typing.Optional[typing.List[float]] = None  # [lo, hi] noise δ on the 0–255 scale
+    jpeg_range: typing.Optional[typing.List[int]] = None     # [lo, hi] JPEG quality q
+    gray_prob: typing.Optional[float] = None
+    flip_prob: typing.Optional[float] = None
+    gray_clean: typing.Optional[bool] = None
     # --- the variant (Table 3 rows, Fig. 3b strategies)
     variant: str = "e-cat"               # a label for logs and folders
     strategy: str = "cat"                # pseudo-hashing of eq. 11/18: origin | cat | res | noise
@@ -77,6 +87,8 @@ class FullConfig:
     lr_warmup_steps: int = 0
     grad_clip: typing.Optional[float] = None  # clip the global gradient norm (None: off)
     ema_decay: float = 0.9999            # I2SB's EMA (the paper does not state one)
+    ema_rampup: float = 0.05             # EMA half-life ≤ this × steps so far (EDM's ramp-up; 0: off, the initial
+                                         # network then dominates the EMA of any run much shorter than 1/(1−decay))
     bf16: typing.Optional[bool] = None   # bf16 autocast; None: on for CUDA, off on CPU
     seed: int = 0
     device: typing.Optional[str] = None  # None: cuda:LOCAL_RANK when there is a GPU, else cpu
@@ -109,7 +121,7 @@ class FullConfig:
                 raise ConfigError(f"{key}={getattr(self, key)!r} must be >= 1")
         if self.estimator_width < 8 or self.estimator_width % 8:  # its GroupNorm has 8 groups
             raise ConfigError(f"estimator_width={self.estimator_width!r} must be a positive multiple of 8")
-        for key in ("num_workers", "lr_warmup_steps", "seed", "noise_level"):
+        for key in ("num_workers", "lr_warmup_steps", "seed", "noise_level", "ema_rampup"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key}={getattr(self, key)!r} must be >= 0")
         if not self.lr > 0:
@@ -124,12 +136,26 @@ class FullConfig:
             raise ConfigError(f"grad_clip={self.grad_clip!r} must be > 0 or null")
         if self.device is not None and not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
             raise ConfigError(f"device={self.device!r} must be null, 'cpu', 'cuda' or 'cuda:N'")
+        try:
+            degradation_config(self)
+        except ValueError as err:  # DegradationConfig names the field and its allowed values
+            raise ConfigError(f"degradation {self.degradation!r} with the overrides given: {err}") from None
         factor = 2 ** (len(UNET_CONFIGS[self.net]["channel_mult"]) - 1)
-        if self.image_size % factor:
+        if self.model != "estimator" and self.image_size % factor:  # the estimator does not use the U-Net
             raise ConfigError(f"image_size={self.image_size} must be divisible by {factor} for net={self.net!r}")
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+DEGRADATION_KEYS = tuple(f.name for f in dataclasses.fields(DegradationConfig))
+
+
+def degradation_config(cfg: FullConfig) -> DegradationConfig:
+    """The preset ``cfg.degradation`` with the eq. 19 keys that ``cfg`` sets (not null); ValueError if out of range."""
+    given = {k: getattr(cfg, k) for k in DEGRADATION_KEYS if getattr(cfg, k) is not None}
+    given = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}
+    return dataclasses.replace(PRESETS[cfg.degradation], **given)
 
 
 _TYPES = typing.get_type_hints(FullConfig)
@@ -144,6 +170,13 @@ def _coerce(key: str, value, where: str):
         if value is None:
             return None
         kind = next(a for a in typing.get_args(kind) if a is not type(None))
+    if typing.get_origin(kind) is list:  # an eq. 19 range: [lo, hi]
+        item = typing.get_args(kind)[0]
+        if not (isinstance(value, (list, tuple)) and len(value) == 2
+                and all(type(v) is int or (item is float and type(v) is float) for v in value)):
+            raise ConfigError(f"{where}: {key}={value!r} must be a pair [lo, hi] of {item.__name__}s"
+                              f"{' or null' if optional else ''}")
+        return [item(v) for v in value]
     if kind is float and type(value) is str:
         try:  # YAML 1.1 reads "1e-4" (no dot) as a string
             value = float(value)

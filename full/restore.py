@@ -17,7 +17,9 @@ Noise-I2SB (d-noise, noise) decodes x̂ with DDIM on a VP prior when given --pri
 is written as it is, and restore.json says which.
 
 A rerun skips the inputs whose PNG exists (files are written atomically, so an
-existing one is complete); unreadable inputs are skipped and listed in
+existing one is complete); OUT/restore.json, written before the first image, records
+the checkpoint and settings, and a rerun with another checkpoint (or NFE, seed, …) into
+the same OUT is refused rather than mixed in. Unreadable inputs are skipped and listed in
 OUT/skipped.txt. OUT may not be the input folder or inside it. Each image's sampling
 noise is seeded by --seed and its own file name, so its restoration does not depend
 on the batch size, the number of ranks or which files were restored before.
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -108,7 +111,7 @@ def check_args(parser, args):
         args.stems = output_stems(files, "INPUT")
         if conditioning_of(cfg).da and args.params is not None:
             check_params(args.params, args.stems)
-        check_same_restoration(args.out, cfg.variant, ckpt.step, args)
+    check_same_settings(parser, args.out, settings_of(args, ckpt, cfg, helpers))
     return ckpt, cfg, files, helpers
 
 
@@ -127,23 +130,33 @@ def check_params(folder: Path, stems: list[str]) -> None:
                              f"input(s) have no usable vector (first: {problems[0]}); is it the params/ folder of "
                              "the same test set (make_testset.py)?")
 
+def settings_of(args, ckpt, cfg, helpers) -> dict:
+    """What makes a restored image what it is: every PNG in OUT was made with these (restore.json)."""
+    return {"checkpoint": str(ckpt.path), "step": ckpt.step, "weights": args.weights, "nfe": args.nfe,
+            "ot_ode": args.ot_ode, "seed": args.seed, "variant": cfg.variant,
+            "da": None if not conditioning_of(cfg).da else (f"estimated by {helpers['estimator'][0].path}"
+                                                            if "estimator" in helpers else f"true, {args.params}"),
+            "decode": (f"eq. 18 ({cfg.strategy})" if cfg.strategy != "noise" else
+                       "x_hat (no --prior: eq. 18's Denoise not applied)" if "prior" not in helpers else
+                       f"eq. 18 (noise): DDIM on {helpers['prior'][0].path}, {args.prior_nfe} steps")}
 
-def check_same_restoration(out: Path, variant: str, step: int, args) -> None:
-    """OUT may hold an earlier run of this same restoration (a rerun completes it), never another's: its
-    PNGs would be kept as if they were this one's."""
-    record_path = out / "restore.json"
-    if not record_path.is_file():
+
+def check_same_settings(parser, out: Path, settings: dict) -> None:
+    """A rerun into ``out`` only completes what the same checkpoint and settings began: restore.json
+    is written before the first image, so images made otherwise (after more training, say) are refused
+    rather than mixed with these under one record."""
+    record_file = out / "restore.json"
+    if not record_file.is_file():
         return
     try:
-        record = json.loads(record_path.read_text())
-    except ValueError:
-        raise PreflightError(f"OUT {str(out)!r}: its restore.json is unreadable; choose another folder") from None
-    ours = {"variant": variant, "step": step, "weights": args.weights, "nfe": args.nfe, "ot_ode": args.ot_ode,
-            "seed": args.seed}
-    differ = [f"{k}: {record.get(k)!r} there, {v!r} now" for k, v in ours.items() if record.get(k) != v]
-    if differ:
-        raise PreflightError(f"OUT {str(out)!r} holds another restoration ({'; '.join(differ)}); a rerun only "
-                             "completes the same one: choose another folder")
+        before = json.loads(record_file.read_text())
+    except (OSError, ValueError) as err:
+        parser.error(f"{record_file} is unreadable ({err}); remove it or choose another output folder")
+    changed = {k: (before.get(k), v) for k, v in settings.items() if before.get(k) != v}
+    if changed:
+        said = "; ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in changed.items())
+        parser.error(f"output folder {str(out)!r} holds images restored with other settings ({said}); "
+                     "choose another output folder, or empty this one")
 
 
 def read_full_checkpoint(parser, path: Path, model: str):
@@ -171,6 +184,12 @@ def load_net(net: torch.nn.Module, ckpt, weights: str, device) -> torch.nn.Modul
     """``net`` (built from the checkpoint's config) with the checkpoint's EMA or raw weights, in eval mode."""
     net.load_state_dict(ckpt.parts["ema"]["model"] if weights == "ema" else ckpt.parts["model"])
     return net.to(device).eval()
+
+
+def write_record(out: Path, record: dict) -> None:
+    tmp = out / f".restore.json.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(record, indent=1) + "\n")
+    os.replace(tmp, out / "restore.json")
 
 
 def params_vector(folder: Path, stem: str) -> torch.Tensor:
@@ -208,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
             denoiser = DDIMDenoiser(load_net(prior_of(prior_cfg), prior, "ema", device), VPSchedule(),
                                     nfe=args.prior_nfe)
         strategy, conditioning, schedule = strategy_of(cfg, denoiser), conditioning_of(cfg), schedule_of(cfg)
+        settings = settings_of(args, ckpt, cfg, helpers)
+        if dist.is_main():  # before any image: every PNG in OUT is then covered by this record
+            args.out.mkdir(parents=True, exist_ok=True)
+            write_record(args.out, {**settings, "input": str(args.input), "complete": False})
         stems = args.stems  # checked: inside OUT, one input per name
         todo = [i for i, s in enumerate(stems) if not (args.out / f"{s}.png").exists()]
         mine = todo[dist.rank()::dist.world_size()]
@@ -251,15 +274,8 @@ def main(argv: list[str] | None = None) -> int:
             args.out.mkdir(parents=True, exist_ok=True)
             if skipped:
                 (args.out / "skipped.txt").write_text("".join(s + "\n" for s in skipped))
-            record = {"checkpoint": str(ckpt.path), "step": ckpt.step, "weights": args.weights, "nfe": args.nfe,
-                      "ot_ode": args.ot_ode, "seed": args.seed, "variant": cfg.variant, "input": str(args.input),
-                      "restored_now": done, "skipped": skipped,
-                      "da": None if not conditioning.da else (f"estimated by {est.path}"
-                                                               if estimator is not None else f"true, {args.params}"),
-                      "decode": (f"eq. 18 ({cfg.strategy})" if cfg.strategy != "noise" else
-                                 "x_hat (no --prior: eq. 18's Denoise not applied)" if denoiser is None else
-                                 f"eq. 18 (noise): DDIM on {prior.path}, {args.prior_nfe} steps")}
-            (args.out / "restore.json").write_text(json.dumps(record, indent=1) + "\n")
+            write_record(args.out, {**settings, "input": str(args.input), "complete": True,
+                                    "restored_now": done, "skipped": skipped})
             print(f"restored {done} image(s) into {args.out}; {len(skipped)} unreadable input(s) skipped"
                   + (f" (listed in {args.out / 'skipped.txt'})" if skipped else ""))
     finally:

@@ -18,7 +18,8 @@ Training use (the data flow of docs/design.md)::
     cond = params.as_vector()                               # (B, DEGRADATION_PARAM_DIM) in [0, 1]
 
 Images are float tensors in [-1, 1], NCHW, 1 or 3 channels; outputs keep the
-input's shape, dtype and device (only the JPEG codec runs on the CPU).
+input's shape, dtype and device (only the JPEG codec runs on the CPU). Longer than 350
+lines: the presets, the parameter draw and eq. 19 itself are one concept, read together.
 """
 
 from __future__ import annotations
@@ -110,6 +111,14 @@ PRESETS: dict[str, DegradationConfig] = {
     "mnist32": DegradationConfig(
         kernel_size=11, sigma_range=(0.1, 1.5), scale_range=(0.8, 2.5), gray_prob=0.0, flip_prob=0.0
     ),
+    # Small images (pi2sb_lab.data.photos; Table 4's blur is in pixels of a 512² face, and its r = 8
+    # would leave 8 px of a 64² tile). photo64: σ ≤ 1.5 px, r ≤ 3; face32 (32² faces and tiles):
+    # σ ≤ 1 px, r ≤ 2. Both: δ 5–30, q 40–90 (with Table 4's milder noise the 32² LQ sits at
+    # 28–30 dB, beyond what a short CPU run gets right) and no gray (recolouring is a guess).
+    "photo64": DegradationConfig(kernel_size=11, sigma_range=(0.1, 1.5), scale_range=(1.0, 3.0),
+                                 noise_range=(5.0, 30.0), jpeg_range=(40, 90), gray_prob=0.0),
+    "face32": DegradationConfig(kernel_size=7, sigma_range=(0.1, 1.0), scale_range=(1.0, 2.0),
+                                noise_range=(5.0, 30.0), jpeg_range=(40, 90), gray_prob=0.0),
 }
 
 

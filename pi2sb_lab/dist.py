@@ -191,7 +191,9 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = True, seed
     """
     sampler = ShardedSampler(dataset, num_replicas=world_size(), rank=rank(), shuffle=shuffle, seed=seed,
                              drop_last=drop_last)
-    common = dict(num_workers=num_workers, pin_memory=_device is not None and _device.type == "cuda",
+    # persistent: batches_from iterates the loader once per epoch; without it every epoch re-spawns the workers.
+    common = dict(num_workers=num_workers, persistent_workers=num_workers > 0,
+                  pin_memory=_device is not None and _device.type == "cuda",
                   generator=torch.Generator().manual_seed(seed))
     if isinstance(dataset, TensorDataset):
         batched = _ShardBatches(sampler, batch_size, drop_last)

@@ -375,7 +375,8 @@ def test_out_of_bounds_config_raises(kwargs, match):
 
 @pytest.mark.parametrize("call, error, match", [
     (lambda: degrade(torch.zeros(2, 1, 8, 8), None), TypeError,
-     r"config must be a DegradationConfig or a preset name, one of \['ffhq512', 'mnist32'\]; got None"),
+     r"config must be a DegradationConfig or a preset name, one of "
+     r"\['face32', 'ffhq512', 'mnist32', 'photo64'\]; got None"),
     (lambda: degrade(torch.zeros(2, 1, 8, 8), "mnist32", generator=0), TypeError,
      r"generator must be a torch.Generator or None .*got 0 \(int\)"),
     (lambda: degrade(torch.zeros(2, 1, 8, 0), "mnist32"), ValueError,
