@@ -68,13 +68,13 @@ def resolve(argv: list[str] | None) -> tuple[FullConfig, bool]:
         cfg = load_config(args.config, args.overrides)
     except ConfigError as err:
         parser.error(str(err))
-    with argparse_errors(parser):
-        check_train(cfg, args.resume)
     scale_hi = degradation_config(cfg).scale_range[1]
     if cfg.model != "prior" and cfg.image_size / scale_hi < 12 and int(os.environ.get("RANK", 0)) == 0:
         print(f"warning: degradation={cfg.degradation!r} downsamples {cfg.image_size}² images by up to "
               f"{scale_hi:g}× ({cfg.image_size / scale_hi:.0f} px left); for small images use a small-image "
               "preset (photo64, face32) or scale_range=[lo,hi]", file=sys.stderr)
+    with argparse_errors(parser):
+        check_train(cfg, args.resume)
     return cfg, args.resume
 
 

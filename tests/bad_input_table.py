@@ -497,7 +497,7 @@ def _issue17_cases(C) -> list:
         C("full/restore", "`--params` of another test set (exited 0, 0 restored)", restore_cli(["faces", "o", "--params", "p"], lambda t: _params(t / "p", ["other_0"])), "exit 2", "--params 'p' does not fit INPUT: 2 of 2 input\\(s\\)", True),
         C("full/restore", "`--params` vectors missing a field", restore_cli(["faces", "o", "--params", "p"], lambda t: _params(t / "p", ["img_0", "img_1"], {"sigma": 0.5})), "exit 2", "no 'vector' with the fields .* \\(missing 'gray'\\)|missing", True),
         C("full/restore", "`--params` a file", restore_cli(["faces", "o", "--params", "FILE"]), "exit 2", "--params 'FILE' is not a folder"),
-        C("full/restore", "OUT holds another restoration (another --nfe)", restore_cli(["faces", "o", "--params", "p", "--nfe", "2"], lambda t: (_params(t / "p", ["img_0", "img_1"]), _restore_record(t))), "exit 2", "holds another restoration \\(nfe: 50 there, 2 now\\)"),
+        C("full/restore", "OUT holds another restoration (another --nfe)", restore_cli(["faces", "o", "--params", "p", "--nfe", "2"], lambda t: (_params(t / "p", ["img_0", "img_1"]), _restore_record(t))), "exit 2", "holds images restored with other settings \\(.*nfe: 50 there, 2 now"),
         C("full/restore", "nothing decodes (restored 0, exited 0)", restore_cli(["bad", "o", "--params", "p", "--nfe", "1"], lambda t: _params(t / "p", ["a"])), "exit 1", "none of the 1 image\\(s\\) could be restored; the first reason: a.png: cannot decode", True),
         C("full/restore", "CHECKPOINT a text file", _run(R, ["FILE", "faces", "o"]), "exit 2", "checkpoint 'FILE'"),
         C("full/restore", "`--nfe 0`", restore_cli(["faces", "o", "--nfe", "0"]), "exit 2", "--nfe must be >= 1"),

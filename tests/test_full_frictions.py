@@ -69,7 +69,7 @@ def test_workers_at_most_the_cores_of_a_rank_and_persistent(monkeypatch, faces):
 
 @pytest.mark.parametrize("args, message", [
     (["batch_size=64"], "batch_size=64 needs 64 images per rank per micro-batch, but data="),
-    (["batch_size=3", "grad_accum=2"], "batch_size=3 must be a multiple of ranks × grad_accum = 1 × 2"),
+    (["batch_size=3", "grad_accum=2"], "batch_size=3 must be a multiple of world size × grad_accum = 1 × 2"),
     (["sigma_range=[2,1]"], "sigma_range must be (lo, hi) with lo <= hi"),
     (["scale_range=3"], "scale_range=3 must be a pair [lo, hi] of floats or null"),
 ])
