@@ -17,9 +17,8 @@ model        bridge                                                         netw
 Samplers (``sampler.sample``): ``markov`` — η = 1, the posterior step (I2SB Alg. 2);
 ``implicit`` — η = 0 after one Markovian first step (DBIM's booting noise); ``ode`` — η = 0 from
 the first step, deterministic (with the true X0 it walks the bridge mean: I2SB's OT-ODE path).
-Palette: DDIM (η = 0). Metrics as in the Fig. 8 study (``mnist_eval.evaluate_restored``). The
-few-step samplers are evaluated up to NFE ``FEW_MAX`` (20); the Markovian one and Palette at every
-NFE (the NFE-100 reference). A finished cell's metrics are kept in its run folder
+Palette: DDIM (η = 0). Metrics as in the Fig. 8 study (``mnist_eval.evaluate_restored``). Every
+sampler is evaluated at every NFE (NFE 100 is the reference). A finished cell's metrics are kept in its run folder
 (``fewstep_cell.json``): a rerun into the same folder reloads them.
 """
 
@@ -63,7 +62,6 @@ MODELS = (*FAMILY_SETTINGS, "palette")
 SAMPLERS = {"markov": dict(eta=1.0), "implicit": dict(eta=0.0, boot_noise=True), "ode": dict(eta=0.0)}
 FEWSTEP_NFES = (1, 2, 5, 10, 20, 100)
 FEWSTEP_OPERATORS = ("sr4x-pool", "jpeg-10")
-FEW_MAX = 20  # the implicit and ODE samplers are few-step samplers: evaluated at NFE <= FEW_MAX
 METRICS = ("psnr", "accuracy", "fd")
 _LABEL = {"psnr": "PSNR (dB) ↑", "accuracy": "digit accuracy ↑", "fd": "FD (classifier features) ↓"}
 
@@ -114,8 +112,6 @@ class FewStepRecord:
     cpu_seconds: float
 
 
-def _nfes_of(sampler: str, nfes: Sequence[int]) -> list[int]:
-    return [n for n in nfes if sampler in ("markov", "ddim") or n <= FEW_MAX]
 
 
 def run_fewstep_cell(*, model: str, operator: str, seed: int, config: BaselineConfig, nfes: Sequence[int], test,
@@ -136,7 +132,7 @@ def run_fewstep_cell(*, model: str, operator: str, seed: int, config: BaselineCo
     samplers = {"ddim": {}} if model == "palette" else SAMPLERS
     for name, kw in samplers.items():
         metrics[name] = {}
-        for nfe in _nfes_of(name, nfes):
+        for nfe in nfes:
             if model == "palette":
                 dev = next(net.parameters()).device
                 gen = torch.Generator(device=dev).manual_seed(seed)
@@ -292,7 +288,7 @@ def fewstep_json(study: FewStepStudy) -> dict:
     summary = {op: {f"{m}/{s}": {str(n): {k: dict(zip(("mean", "std"), mean_std(study.values(m, s, op, n, k))))
                                           for k in METRICS} for n in study.nfes if study.values(m, s, op, n, "psnr")}
                     for m, s in study.lines()} for op in study.operators}
-    return {"config": study.config.as_dict(), "families": FAMILY_SETTINGS, "samplers": SAMPLERS, "few_max": FEW_MAX,
+    return {"config": study.config.as_dict(), "families": FAMILY_SETTINGS, "samplers": SAMPLERS,
             "operators": study.operators, "models": study.models, "seeds": study.seeds, "nfes": study.nfes,
             "classifier_accuracy": study.classifier_accuracy, "device": study.device,
             "degraded": {op: m.as_dict() for op, m in study.degraded.items()}, "summary": summary, "cells": cells,
