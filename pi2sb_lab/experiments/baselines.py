@@ -262,6 +262,25 @@ class OperatorStudy:
         raise KeyError(f"no record for model {model!r}, operator {operator!r}, seed {seed}")
 
 
+def operator_cells(config, operators, models, seeds, nfes, *, run_dir, device, progress):
+    """What an operator study measures with: one digit classifier (seed ``CLASSIFIER_SEED``), its clean test
+    accuracy, each operator's test set and degraded-input metrics, and one cell (keyword dict) per
+    seed × operator × model (``run_dir/seed{s}/{op}/{model}`` when ``run_dir`` is given)."""
+    run_dir = None if run_dir is None else Path(run_dir)
+    train = load_mnist("train")
+    classifier = train_digit_classifier(train.images, train.labels, epochs=config.classifier_epochs,
+                                        seed=CLASSIFIER_SEED, device=device, progress=progress).cpu()
+    full_test = load_mnist("test")
+    clean_accuracy = classifier_accuracy(classifier, full_test.images, full_test.labels)
+    tests = {op: operator_test_set(op, config.eval_size) for op in operators}
+    degraded = {op: evaluate_restored(tests[op].y, tests[op], classifier) for op in operators}
+    cells = [dict(model=m, operator=op, seed=s, config=config, nfes=nfes, test=tests[op], classifier=classifier,
+                  device=device, progress=progress,
+                  run_dir=None if run_dir is None else run_dir / f"seed{s}" / op / m)
+             for s in seeds for op in operators for m in models]
+    return classifier, clean_accuracy, tests, degraded, cells
+
+
 def run_operator_study(config: BaselineConfig = BaselineConfig(), *, operators: Sequence[str] = FIG8_OPERATORS,
                        models: Sequence[str] = ("i2sb", "palette", "palette-v"), seeds: Sequence[int] = (0, 1, 2),
                        nfes: Sequence[int] = FIG8_NFES, device: str | torch.device = "cpu",
@@ -276,18 +295,8 @@ def run_operator_study(config: BaselineConfig = BaselineConfig(), *, operators: 
     if not nfes or any(type(n) is not int or n < 1 for n in nfes):
         raise ValueError(f"nfes must be a non-empty list of ints >= 1; got {nfes}")
     clock, device = CpuClock(), torch.device(device)
-    run_dir = None if run_dir is None else Path(run_dir)
-    train = load_mnist("train")
-    classifier = train_digit_classifier(train.images, train.labels, epochs=config.classifier_epochs,
-                                        seed=CLASSIFIER_SEED, device=device, progress=progress).cpu()
-    full_test = load_mnist("test")
-    clean_accuracy = classifier_accuracy(classifier, full_test.images, full_test.labels)
-    tests = {op: operator_test_set(op, config.eval_size) for op in operators}
-    degraded = {op: evaluate_restored(tests[op].y, tests[op], classifier) for op in operators}
-    cells = [dict(model=m, operator=op, seed=s, config=config, nfes=nfes, test=tests[op], classifier=classifier,
-                  device=device, progress=progress,
-                  run_dir=None if run_dir is None else run_dir / f"seed{s}" / op / m)
-             for s in seeds for op in operators for m in models]
+    setup = operator_cells(config, operators, models, seeds, nfes, run_dir=run_dir, device=device, progress=progress)
+    classifier, clean_accuracy, tests, degraded, cells = setup
     records = run_cells(run_cell, cells, workers=workers, device=device, progress=progress, desc="cells",
                         label=lambda c: f"{c['model']} · {c['operator']} · seed {c['seed']}")
     cpu = clock.cpu + sum(r.cpu_seconds for r in records) * (workers > 1 and device.type == "cpu")

@@ -38,18 +38,15 @@ from ..data.mnist import load_mnist
 from ..diffusion import PaletteObjective, ddim, prior_noise
 from ..families import make_family
 from ..hashing import Origin
-from ..metrics import classifier_accuracy
 from ..nets import seeded
-from ..nets.classifier import train_digit_classifier
 from ..nets.unet import UNet
 from ..objective import BridgeObjective
 from ..operators import get_operator
 from ..parameterization import EpsParam, KarrasParam
 from ..pipeline import degrade_pair_fn, restore
 from ..train import training_loop
-from .baselines import BaselineConfig, check_operators, operator_test_set
+from .baselines import BaselineConfig, check_operators, operator_cells
 from .cells import CpuClock, check_seeds, mean_std, run_cells
-from .mnist import CLASSIFIER_SEED
 from .mnist_eval import ImageMetrics, evaluate_restored
 
 __all__ = ["FAMILY_SETTINGS", "MODELS", "SAMPLERS", "FEWSTEP_NFES", "FEWSTEP_OPERATORS", "FewStepRecord",
@@ -183,7 +180,7 @@ def run_fewstep_study(config: BaselineConfig = BaselineConfig(), *, operators: S
                       models: Sequence[str] = MODELS, seeds: Sequence[int] = (0, 1, 2),
                       nfes: Sequence[int] = FEWSTEP_NFES, device="cpu", run_dir: str | Path | None = None,
                       workers: int = 1, progress: bool = True) -> FewStepStudy:
-    """Every model × operator × seed cell; one digit classifier (seed ``CLASSIFIER_SEED``) measures everything."""
+    """Every model × operator × seed cell; one digit classifier (``baselines.operator_cells``) measures everything."""
     operators, seeds = check_operators(operators), check_seeds(seeds)
     models = list(dict.fromkeys(models))
     if not models or any(m not in MODELS for m in models):
@@ -192,18 +189,8 @@ def run_fewstep_study(config: BaselineConfig = BaselineConfig(), *, operators: S
     if not nfes or any(type(n) is not int or n < 1 for n in nfes):
         raise ValueError(f"nfes must be a non-empty list of ints >= 1; got {nfes}")
     clock, device = CpuClock(), torch.device(device)
-    run_dir = None if run_dir is None else Path(run_dir)
-    train = load_mnist("train")
-    classifier = train_digit_classifier(train.images, train.labels, epochs=config.classifier_epochs,
-                                        seed=CLASSIFIER_SEED, device=device, progress=progress).cpu()
-    full_test = load_mnist("test")
-    clean_accuracy = classifier_accuracy(classifier, full_test.images, full_test.labels)
-    tests = {op: operator_test_set(op, config.eval_size) for op in operators}
-    degraded = {op: evaluate_restored(tests[op].y, tests[op], classifier) for op in operators}
-    cells = [dict(model=m, operator=op, seed=s, config=config, nfes=nfes, test=tests[op], classifier=classifier,
-                  device=device, progress=progress,
-                  run_dir=None if run_dir is None else run_dir / f"seed{s}" / op / m)
-             for s in seeds for op in operators for m in models]
+    _, clean_accuracy, _, degraded, cells = operator_cells(config, operators, models, seeds, nfes, run_dir=run_dir,
+                                                           device=device, progress=progress)
     records = run_cells(run_fewstep_cell, cells, workers=workers, device=device, progress=progress, desc="cells",
                         label=lambda c: f"{c['model']} · {c['operator']} · seed {c['seed']}")
     cpu = clock.cpu + sum(r.cpu_seconds for r in records) * (workers > 1 and device.type == "cpu")
