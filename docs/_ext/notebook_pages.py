@@ -76,13 +76,17 @@ def notebook_page(source: Path):
         metadata={"tags": ["injected-parameters", "remove-cell"]})
     nb.cells.insert(where[0] + 1, injected)
     rel = f"../../notebooks/{source.name}"
-    header = nbformat.v4.new_markdown_cell(
-        f"```{{admonition}} Download / open\n"
-        f"{{download}}`{source.name} <{rel}>` (jupytext source; `make lab` opens it as a notebook) · "
-        f"{{download}}`{source.stem}.ipynb <download/{source.stem}.ipynb>` (Jupyter, Colab) · "
-        f"run it headless: `make notebook NB=notebooks/{source.name}`.\n\n"
-        f"This page was executed when the site was built, with the test suite's small parameters "
-        f"({shown}); the defaults in the parameters cell are the full-size run.\n```")
+    return with_header(nb, "Download / open",
+                       f"{{download}}`{source.name} <{rel}>` (jupytext source; `make lab` opens it as a notebook) · "
+                       f"{{download}}`{source.stem}.ipynb <download/{source.stem}.ipynb>` (Jupyter, Colab) · "
+                       f"run it headless: `make notebook NB=notebooks/{source.name}`.\n\n"
+                       f"This page was executed when the site was built, with the test suite's small parameters "
+                       f"({shown}); the defaults in the parameters cell are the full-size run.")
+
+
+def with_header(nb, title: str, body: str):
+    """``nb`` with an admonition ``title``/``body`` right under its title cell (or first, without one)."""
+    header = nbformat.v4.new_markdown_cell(f"```{{admonition}} {title}\n{body}\n```")
     nb.cells.insert(1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0, header)
     return nb
 
@@ -90,13 +94,10 @@ def notebook_page(source: Path):
 def lab_page(source: Path, released: Path):
     nb = nbformat.read(released, as_version=4)
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
-    header = nbformat.v4.new_markdown_cell(
-        f"```{{admonition}} Student version\n"
-        f"The solutions and hidden tests are removed (`make labs` builds this version with nbgrader). "
-        f"{{download}}`Download {source.stem}.ipynb <download/{source.stem}.ipynb>`, fill in every "
-        f"`raise NotImplementedError()`, and hand it in; the instructor grades it with `make grade`.\n```")
-    nb.cells.insert(1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0, header)
-    return nb
+    return with_header(nb, "Student version",
+                       "The solutions and hidden tests are removed (`make labs` builds this version with nbgrader). "
+                       f"{{download}}`Download {source.stem}.ipynb <download/{source.stem}.ipynb>`, fill in every "
+                       "`raise NotImplementedError()`, and hand it in; the instructor grades it with `make grade`.")
 
 
 def student_labs() -> dict[str, Path]:
