@@ -410,7 +410,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             part_sampler(P, args, opt, log)
         gc.collect()
-    print(f"\n== summary (median wall per image or per call; ratios project / peer of wall and CPU seconds)")
+    print("\n== summary (median wall per image or per call; ratios project / peer of wall and CPU seconds)")
     for measure, p, q, ratio, cpu_ratio, lo, hi in RESULTS:
         print(f"  {measure:<44} {_seconds(p)}  {_seconds(q)}  {ratio:6.3f}  {cpu_ratio:6.3f}   load {lo:.2f}-{hi:.2f}")
 
