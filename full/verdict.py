@@ -9,7 +9,7 @@ at 32²; both degraded by the 32² preset ``face32``), one test set
 (full/make_testset.py), then per seed and variant: full/train.py (one process, the
 "tiny" U-Net, the same steps, batch and lr for every cell; trained on the stochastic bridge, see
 full/real_photos.py for why not the OT-ODE path), full/restore.py (sampled along the OT-ODE path,
---nfe, the true eq. 19 vectors for the da variants) and full/evaluate.py (PSNR, SSIM).
+--nfe (one table per value), the true eq. 19 vectors for the da variants) and full/evaluate.py (PSNR, SSIM).
 Noise-I2SB is restored without a prior (x̂ as it is: P-I2SB's eq. 18 decodes it with a
 DDIM denoiser, which this budget does not train). Each seed's cells share the seed
 (network initialisation, data order, degradation draws), so a difference between two
@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--nfe", type=int, default=10)
+    parser.add_argument("--nfe", type=int, nargs="+", default=[10],
+                        help="sampling steps; several give one table each from the same trained cells")
     return parser
 
 
@@ -68,11 +69,9 @@ def testset(out: Path, name: str, log: Path) -> Path:
     return data
 
 
-def cell(out: Path, set_name: str, data: Path, variant: str, seed: int, args, log: Path) -> dict:
+def cell(out: Path, set_name: str, data: Path, variant: str, seed: int, args, log: Path) -> list[dict]:
+    """Train one cell (once) and score it at every NFE asked for; one record per NFE."""
     where = out / "cells" / set_name / variant / f"seed{seed}"
-    scored = where / "metrics.json"
-    if scored.is_file() and json.loads(scored.read_text()).get("steps") == args.steps:
-        return json.loads(scored.read_text())
     start = time.perf_counter()
     run_dir = where / "run"
     overrides = [f"data={data / 'train'}", "image_size=32", "net=tiny", f"batch_size={args.batch_size}",
@@ -80,20 +79,32 @@ def cell(out: Path, set_name: str, data: Path, variant: str, seed: int, args, lo
                  f"seed={seed}", f"checkpoint_every={args.steps}", f"image_every={args.steps}",
                  f"log_every={max(1, args.steps // 10)}", "progress=false", "num_workers=0", f"run_dir={run_dir}",
                  *SETS[set_name][0]]
-    if not (run_dir / f"checkpoint-{args.steps:09d}.pt").is_file():
-        run(["full/train.py", variant, *overrides] + (["--resume"] if (run_dir / "config.json").exists() else []),
+    trained = False
+    records = []
+    for nfe in args.nfe:
+        scored = where / f"metrics-nfe{nfe}.json"
+        if scored.is_file() and json.loads(scored.read_text()).get("steps") == args.steps:
+            records.append(json.loads(scored.read_text()))
+            continue
+        if not trained and not (run_dir / f"checkpoint-{args.steps:09d}.pt").is_file():
+            run(["full/train.py", variant, *overrides] + (["--resume"] if (run_dir / "config.json").exists() else []),
+                log)
+        trained = True
+        test = out / "testset" / set_name
+        restored = where / f"restored-nfe{nfe}"
+        run(["full/restore.py", str(run_dir), str(test / "lq"), str(restored), "--nfe", str(nfe), "--ot-ode",
+             "--params", str(test / "params"), "--seed", str(seed), "--batch-size", "32"], log)
+        run(["full/evaluate.py", str(restored), "--hq", str(test / "hq"), "--metrics", "psnr,ssim",
+             "--out", str(where / f"metrics-nfe{nfe}"), "--label", f"{set_name} {variant} seed {seed} NFE {nfe}"],
             log)
-    test = out / "testset" / set_name
-    restored = where / "restored"
-    run(["full/restore.py", str(run_dir), str(test / "lq"), str(restored), "--nfe", str(args.nfe), "--ot-ode",
-         "--params", str(test / "params"), "--seed", str(seed), "--batch-size", "32"], log)
-    run(["full/evaluate.py", str(restored), "--hq", str(test / "hq"), "--metrics", "psnr,ssim",
-         "--out", str(where / "metrics"), "--label", f"{set_name} {variant} seed {seed}"], log)
-    result = json.loads((where / "metrics" / "metrics.json").read_text())
-    record = {"set": set_name, "variant": variant, "seed": seed, "steps": args.steps, "psnr": result["metrics"]["psnr"],
-              "ssim": result["metrics"]["ssim"], "wall_s": time.perf_counter() - start}
-    scored.write_text(json.dumps(record) + "\n")
-    return record
+        result = json.loads((where / f"metrics-nfe{nfe}" / "metrics.json").read_text())
+        record = {"set": set_name, "variant": variant, "seed": seed, "steps": args.steps, "nfe": nfe,
+                  "psnr": result["metrics"]["psnr"], "ssim": result["metrics"]["ssim"],
+                  "wall_s": time.perf_counter() - start}  # the first NFE's record carries the training time
+        start = time.perf_counter()
+        scored.write_text(json.dumps(record) + "\n")
+        records.append(record)
+    return records
 
 
 def lq_scores(out: Path, set_name: str, log: Path) -> dict:
@@ -103,6 +114,33 @@ def lq_scores(out: Path, set_name: str, log: Path) -> dict:
         run(["full/evaluate.py", str(test / "lq"), "--hq", str(test / "hq"), "--metrics", "psnr,ssim",
              "--out", str(where)], log)
     return json.loads((where / "metrics.json").read_text())["metrics"]
+
+
+def table(records: list[dict], args, nfe: int, out: Path, log: Path) -> list[str]:
+    """The markdown table of one NFE: mean over seeds, and each variant's paired difference to (a)."""
+    lines = [f"{args.steps} steps × batch {args.batch_size} per cell (tiny U-Net, 32², lr {args.lr}, OT-ODE "
+             f"sampling, **NFE {nfe}**), seeds {args.seeds}; Δ = variant − (a) Vanilla within a seed, mean ± sd "
+             "over seeds.",
+             "", "| set | variant | PSNR↑ | SSIM↑ | ΔPSNR vs (a) | ΔSSIM vs (a) | seeds better (PSNR) |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    sd = (lambda v: statistics.stdev(v) if len(v) > 1 else 0.0)
+    for set_name in args.sets:
+        lq = lq_scores(out, set_name, log)
+        lines.append(f"| {set_name} | LQ input | {lq['psnr']:.2f} | {lq['ssim']:.4f} | | | |")
+        base = {r["seed"]: r for r in records if r["set"] == set_name and r["variant"] == "a-vanilla"}
+        for variant in args.variants:
+            rows = [r for r in records if r["set"] == set_name and r["variant"] == variant]
+            psnr, ssim = (statistics.mean(r[k] for r in rows) for k in ("psnr", "ssim"))
+            cells = f"| {set_name} | {variant} | {psnr:.2f} ± {sd([r['psnr'] for r in rows]):.2f} | {ssim:.4f} |"
+            if variant != "a-vanilla" and base:
+                dp = [r["psnr"] - base[r["seed"]]["psnr"] for r in rows if r["seed"] in base]
+                ds = [r["ssim"] - base[r["seed"]]["ssim"] for r in rows if r["seed"] in base]
+                cells += (f" {statistics.mean(dp):+.2f} ± {sd(dp):.2f} | {statistics.mean(ds):+.4f} ± {sd(ds):.4f} |"
+                          f" {sum(d > 0 for d in dp)}/{len(dp)} |")
+            else:
+                cells += " | | |"
+            lines.append(cells)
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,33 +154,15 @@ def main(argv: list[str] | None = None) -> int:
     for seed in args.seeds:  # seed by seed: an interrupted verdict still has whole pairs
         for set_name in args.sets:
             for variant in args.variants:
-                records.append(cell(out, set_name, data[set_name], variant, seed, args, log))
-                print(json.dumps(records[-1]), flush=True)
-    lines = [f"{args.steps} steps × batch {args.batch_size} per cell (tiny U-Net, 32², lr {args.lr}, OT-ODE "
-             f"sampling, NFE {args.nfe}), seeds {args.seeds}; Δ = variant − (a) Vanilla within a seed, mean ± sd "
-             "over seeds.",
-             "", "| set | variant | PSNR↑ | SSIM↑ | ΔPSNR vs (a) | ΔSSIM vs (a) | seeds better (PSNR) |",
-             "|---|---|---:|---:|---:|---:|---:|"]
-    for set_name in args.sets:
-        lq = lq_scores(out, set_name, log)
-        lines.append(f"| {set_name} | LQ input | {lq['psnr']:.2f} | {lq['ssim']:.4f} | | | |")
-        base = {r["seed"]: r for r in records if r["set"] == set_name and r["variant"] == "a-vanilla"}
-        for variant in args.variants:
-            rows = [r for r in records if r["set"] == set_name and r["variant"] == variant]
-            psnr, ssim = (statistics.mean(r[k] for r in rows) for k in ("psnr", "ssim"))
-            cells = f"| {set_name} | {variant} | {psnr:.2f} | {ssim:.4f} |"
-            if variant != "a-vanilla" and base:
-                dp = [r["psnr"] - base[r["seed"]]["psnr"] for r in rows if r["seed"] in base]
-                ds = [r["ssim"] - base[r["seed"]]["ssim"] for r in rows if r["seed"] in base]
-                sd = (lambda v: statistics.stdev(v) if len(v) > 1 else 0.0)
-                cells += (f" {statistics.mean(dp):+.2f} ± {sd(dp):.2f} | {statistics.mean(ds):+.4f} ± {sd(ds):.4f} |"
-                          f" {sum(d > 0 for d in dp)}/{len(dp)} |")
-            else:
-                cells += " | | |"
-            lines.append(cells)
+                for record in cell(out, set_name, data[set_name], variant, seed, args, log):
+                    records.append(record)
+                    print(json.dumps(record), flush=True)
+    lines = []
+    for nfe in args.nfe:
+        lines += table([r for r in records if r["nfe"] == nfe], args, nfe, out, log) + [""]
     load = os.getloadavg()
     cell_s = sum(r["wall_s"] for r in records)
-    lines += ["", f"Wall time {(time.perf_counter() - wall) / 60:.1f} min this invocation ({cell_s / 60:.1f} min in "
+    lines += [f"Wall time {(time.perf_counter() - wall) / 60:.1f} min this invocation ({cell_s / 60:.1f} min in "
               f"the cells, summed over invocations); {os.cpu_count()} cores shared, load average at the end "
               f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}."]
     (out / "verdict.md").write_text("\n".join(lines) + "\n")
