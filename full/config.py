@@ -27,6 +27,7 @@ from pathlib import Path
 
 import yaml
 
+from pi2sb_lab.atomic import write_atomic
 from pi2sb_lab.conditioning import CONDITIONINGS
 from pi2sb_lab.degrade import PRESETS, DegradationConfig
 from pi2sb_lab.families import FAMILIES
@@ -265,7 +266,4 @@ def save_config(config: FullConfig, path: str | os.PathLike) -> Path:
     """Write the resolved config as YAML (every key, so the file alone reproduces the run), atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(yaml.safe_dump(config.as_dict(), sort_keys=False))
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, yaml.safe_dump(config.as_dict(), sort_keys=False))

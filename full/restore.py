@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -43,6 +42,7 @@ from tqdm.auto import tqdm  # noqa: E402
 from full.common import conditioning_of, estimator_of, network_of, prior_of, schedule_of, strategy_of  # noqa: E402
 from full.config import ConfigError, config_from_dict  # noqa: E402
 from pi2sb_lab import dist  # noqa: E402
+from pi2sb_lab.atomic import write_atomic  # noqa: E402
 from pi2sb_lab.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint  # noqa: E402
 from pi2sb_lab.cli import path_arg  # noqa: E402
 from pi2sb_lab.data.images import ImageError, sample_seed, save_png, to_float  # noqa: E402
@@ -187,9 +187,7 @@ def load_net(net: torch.nn.Module, ckpt, weights: str, device) -> torch.nn.Modul
 
 
 def write_record(out: Path, record: dict) -> None:
-    tmp = out / f".restore.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp, out / "restore.json")
+    write_atomic(out / "restore.json", json.dumps(record, indent=1) + "\n")
 
 
 def params_vector(folder: Path, stem: str) -> torch.Tensor:

@@ -7,7 +7,7 @@ never makes an old checkpoint unloadable (the lucidrains #132 complaint). Layout
     {"format": 1, "version": "0.1.0", "config": {...JSON-like...}, "fingerprint": {...} | None,
      "step": int, "samples_seen": int, "parts": {"model": state_dict, "ema": ..., ...}}
 
-Files are written atomically: to a temporary file in the same folder, flushed and
+Files are written atomically (``atomic.atomic_path``): to a temporary file in the same folder,
 fsync'ed, then renamed over the target with ``os.replace``. A run killed mid-write
 leaves the previous checkpoint intact, never a truncated one.
 
@@ -25,7 +25,6 @@ import hashlib
 import json
 import os
 import re
-import uuid
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ import torch
 from torch import nn
 
 from . import __version__
+from .atomic import atomic_path
 
 FORMAT = 1
 _NAME = re.compile(r"^checkpoint-(\d+)\.pt$")
@@ -167,30 +167,9 @@ def save_checkpoint(path: str | os.PathLike, *, config: dict | None = None, fing
         "parts": {name: _check_state(value, f"parts[{name!r}]") for name, value in parts.items()},
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:  # also KeyboardInterrupt: never leave the temporary file behind
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
+    with atomic_path(path, durable=True) as tmp, open(tmp, "xb") as f:
+        torch.save(payload, f)
     return path
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | None = "cpu") -> Checkpoint:
@@ -286,13 +265,20 @@ def checkpoint_path(run_dir: str | os.PathLike, step: int) -> Path:
     return Path(run_dir) / f"checkpoint-{step:09d}.pt"
 
 
+def step_of(path: str | os.PathLike) -> int:
+    """The step of the checkpoint file ``path`` (read from its name, the format :func:`checkpoint_path` writes)."""
+    match = _NAME.match(Path(path).name)
+    if match is None:
+        raise ValueError(f"{path} is not a checkpoint file name (checkpoint-<step>.pt)")
+    return int(match.group(1))
+
+
 def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
     """The checkpoints in ``run_dir``, oldest step first (temporary files are never listed)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in run_dir.iterdir() if (m := _NAME.match(p.name))]
-    return [p for _, p in sorted(found)]
+    return sorted((p for p in run_dir.iterdir() if _NAME.match(p.name)), key=step_of)
 
 
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:

@@ -35,6 +35,7 @@ _START = time.perf_counter()
 
 import torch  # noqa: E402
 
+from pi2sb_lab.atomic import write_atomic  # noqa: E402
 from pi2sb_lab.cli import check_out_dir, int_at_least, make_out_dir, path_arg, seed_value  # noqa: E402
 from pi2sb_lab.notebook import resolve_device  # noqa: E402
 from pi2sb_lab.viz import savefig  # noqa: E402
@@ -43,13 +44,6 @@ STUDIES = ("fig8", "table6", "odedit", "budget", "fewstep")
 
 
 positive_int = int_at_least(1)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: a killed run leaves no half file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def add_common(p: argparse.ArgumentParser) -> None:

@@ -36,6 +36,7 @@ _START = time.perf_counter()
 
 import torch  # noqa: E402
 
+from pi2sb_lab.atomic import write_atomic  # noqa: E402
 from pi2sb_lab.checkpoint import CheckpointMismatchError  # noqa: E402
 from pi2sb_lab.cli import check_out_dir, path_arg, seed_value  # noqa: E402
 from pi2sb_lab.data.mnist import MNISTFilesMissingError, check_root  # noqa: E402
@@ -123,13 +124,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(message)
     args.out = check_out_dir(p, args.out or Path("runs") / time.strftime("mnist-%Y%m%d-%H%M%S"))
     return args
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: a killed run leaves no half file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def error(message: str) -> int:

@@ -30,6 +30,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from ..atomic import atomic_path
+
 __all__ = ["EXTENSIONS", "ImageError", "ImageFiles", "ImageFolder", "decode_image", "sample_seed", "to_float",
            "to_uint8", "save_png"]
 
@@ -141,12 +143,8 @@ def save_png(image: torch.Tensor, path: str | os.PathLike) -> None:
     if image.is_floating_point():
         image = to_uint8(image)
     array = image.cpu().permute(1, 2, 0).numpy()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         Image.fromarray(array[..., 0] if array.shape[2] == 1 else array).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def sample_seed(seed: int, key: int | str) -> int:

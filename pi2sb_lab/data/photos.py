@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..atomic import atomic_path
+
 __all__ = ["PHOTOS", "TEST_PHOTOS", "FACES_TRAIN", "FACES_TEST", "photo", "write_photo_set", "write_face_set"]
 
 # name → loader; RGB photographs and gray ones (textures, scans, astronomy). Synthetic images
@@ -88,9 +90,8 @@ def _tiles(image: np.ndarray, tile: int) -> list[tuple[int, int, np.ndarray]]:
 
 
 def _save(array: np.ndarray, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    Image.fromarray(np.ascontiguousarray(array)).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.ascontiguousarray(array)).save(tmp, format="PNG")
 
 
 def write_photo_set(out: str | os.PathLike, *, tile: int = 64, train_crops: int = 4000, seed: int = 0) -> dict:

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
 
+from ..atomic import write_atomic
 from ..conditioning import Conditioning
 from ..data.mnist import load_mnist
 from ..diffusion import PaletteObjective, ddim, prior_noise
@@ -143,13 +143,11 @@ def run_fewstep_cell(*, model: str, operator: str, seed: int, config: BaselineCo
     record = FewStepRecord(model, operator, seed, metrics, losses[-1], train_seconds, clock.wall - train_seconds,
                            clock.cpu)
     if saved is not None:
-        tmp = saved.with_name(f".{saved.name}.tmp")
-        tmp.write_text(json.dumps({"nfes": list(nfes), "eval_size": len(test.y), "final_loss": record.final_loss,
+        write_atomic(saved, json.dumps({"nfes": list(nfes), "eval_size": len(test.y), "final_loss": record.final_loss,
                                    "train_seconds": train_seconds, "eval_seconds": record.eval_seconds,
                                    "cpu_seconds": record.cpu_seconds,
                                    "metrics": {s: {str(n): m.as_dict() for n, m in per.items()}
                                                for s, per in metrics.items()}}))
-        os.replace(tmp, saved)
     return record
 
 
