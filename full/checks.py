@@ -15,7 +15,6 @@ import yaml
 
 from pi2sb_lab.checkpoint import latest_checkpoint
 from pi2sb_lab.preflight import PreflightError, check_apart, check_decodes, check_device, check_images, check_out_dir
-from pi2sb_lab.train_checks import check_settings
 
 from .config import FullConfig
 
@@ -50,12 +49,7 @@ def check_train(cfg: FullConfig, resume: bool) -> None:
                              f"data={cfg.data!r} holds {len(files)} image(s) for {world} rank(s)"
                              + (f": use batch_size <= {largest}" if largest else ""))
     try:  # the training loop's own checks, run now instead of after the run folder exists
-        check_settings(total_steps=cfg.total_steps, total_samples=None, batch_size=cfg.batch_size, seed=cfg.seed,
-                       keep_checkpoints=cfg.keep_checkpoints, resume=resume, run_dir=run_dir, lr_decay="constant",
-                       lr_final=1.0, callback=None, callback_every=1, grad_accum=cfg.grad_accum, lr=cfg.lr,
-                       weight_decay=0.0, grad_clip=cfg.grad_clip, betas=(0.9, 0.999),
-                       lr_warmup_steps=cfg.lr_warmup_steps, log_every=cfg.log_every,
-                       checkpoint_every=cfg.checkpoint_every)
+        cfg.train_settings(resume=resume)
     except (ValueError, TypeError) as err:
         raise PreflightError(str(err)) from None
 

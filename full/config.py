@@ -33,6 +33,7 @@ from pi2sb_lab.degrade import PRESETS, DegradationConfig
 from pi2sb_lab.families import FAMILIES
 from pi2sb_lab.hashing import STRATEGIES
 from pi2sb_lab.nets.unet import CONFIGS as UNET_CONFIGS
+from pi2sb_lab.train_settings import TrainSettings
 
 __all__ = ["ConfigError", "FullConfig", "CONFIG_DIR", "load_config", "parse_overrides", "save_config",
            "config_from_dict", "degradation_config"]
@@ -147,6 +148,18 @@ class FullConfig:
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def train_settings(self, **runtime) -> TrainSettings:
+        """The training loop's settings from this config's fields of the same names (checked by
+        ``TrainSettings``); ``runtime``: what the driver decides at start (resume, num_workers, device, …).
+        ``grid_nfe`` here is the preview sampler's NFE, not a training-time grid, so it is not passed."""
+        same = {k: getattr(self, k) for k in ("total_steps", "batch_size", "grad_accum", "lr", "lr_warmup_steps",
+                                              "grad_clip", "ema_decay", "ema_rampup", "bf16", "seed", "device",
+                                              "num_workers", "run_dir", "log_every", "checkpoint_every",
+                                              "keep_checkpoints")}
+        return TrainSettings(**same, ot_ode=self.ot_ode and self.model == "bridge",
+                             progress=self.variant if self.progress else False,
+                             callback_every=math.gcd(self.log_every, self.image_every), **runtime)
 
 
 DEGRADATION_KEYS = tuple(f.name for f in dataclasses.fields(DegradationConfig))

@@ -22,11 +22,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as torch_dist
 from tqdm.auto import tqdm
 
 from pi2sb_lab import dist
@@ -60,8 +60,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
-    """Every check that needs no image decoded; returns the metrics to compute."""
+@dataclass(frozen=True)
+class Scorers:
+    """The networks a metric needs, loaded once before any work (None when that metric is not asked for)."""
+
+    niqe: object = None     # NIQE's natural-scene model
+    fid_net: object = None  # FID's feature extractor
+
+
+@dataclass(frozen=True)
+class FidPart:
+    """One rank's FID features: rows of ``ours``/``ref`` belong to the listing indices ``ours_idx``/``ref_idx``."""
+
+    ours_idx: list
+    ours: np.ndarray
+    ref_idx: list
+    ref: np.ndarray
+
+
+@dataclass(frozen=True)
+class RankPart:
+    """What one rank scored, gathered on rank 0: per-image rows by name, the names it skipped (unreadable)
+    or could not pair with an HQ image, and its FID features."""
+
+    per_image: dict
+    skipped: list
+    unmatched: list
+    fid: FidPart | None
+
+
+def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[list[str], Scorers]:
+    """Every check that needs no image decoded; returns the metrics to compute and their networks."""
     with argparse_errors(parser):
         check_device(args.device)
         restored = check_images(args.restored, None, "RESTORED")
@@ -91,15 +120,16 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> lis
     try:
         if "lpips" in wanted and not lpips_backbone_file(args.lpips_net).is_file():
             LPIPSMetric(args.lpips_net)  # raises MissingWeightsError with the message
+        scorers = Scorers()
         if "niqe" in wanted:
             from pi2sb_lab.niqe import load_model
-            args.niqe = load_model(args.niqe_model)
+            scorers = replace(scorers, niqe=load_model(args.niqe_model))
         if "fid" in wanted:
             from pi2sb_lab.fid import load_features
-            args.fid_net = load_features(args.fid_features)
+            scorers = replace(scorers, fid_net=load_features(args.fid_features))
     except (MissingWeightsError, ValueError, ImportError) as err:
         parser.error(str(err))
-    return [m for m in METRICS if m in wanted]
+    return [m for m in METRICS if m in wanted], scorers
 
 
 def check_same_evaluation(out: Path, restored: Path) -> None:
@@ -117,15 +147,6 @@ def check_same_evaluation(out: Path, restored: Path) -> None:
 
 def _stem(name: str) -> str:
     return str(Path(name).with_suffix(""))
-
-
-def _gather(obj):
-    """Every rank's ``obj`` in a list (rank order); ``[obj]`` in a world of one."""
-    if dist.world_size() == 1:
-        return [obj]
-    out = [None] * dist.world_size()
-    torch_dist.all_gather_object(out, obj)
-    return out
 
 
 def _features(files: ImageFiles, indices, net, device, batch_size: int, desc: str):
@@ -156,15 +177,15 @@ def _features(files: ImageFiles, indices, net, device, batch_size: int, desc: st
     return (torch.cat(feats).numpy() if feats else np.zeros((0, 0))), used, skipped
 
 
-def _in_order(gathered, k: int) -> np.ndarray:
-    """The features of every rank, rows in the order of the file listing (so a sharded run sums the
-    covariance in the same order as one process, and gives the same FID to the last digit)."""
-    index = [i for part in gathered for i in part[3][k]]
-    feats = np.concatenate([part[3][k + 1] for part in gathered if part[3][k + 1].size])
+def _in_order(gathered: list[RankPart], side: str) -> np.ndarray:
+    """The features of every rank on ``side`` ("ours" or "ref"), rows in the order of the file listing (so a
+    sharded run sums the covariance in the same order as one process, and gives the same FID to the last digit)."""
+    index = [i for part in gathered for i in getattr(part.fid, f"{side}_idx")]
+    feats = np.concatenate([getattr(part.fid, side) for part in gathered if getattr(part.fid, side).size])
     return feats[np.argsort(index, kind="stable")]
 
 
-def evaluate(args, wanted: list[str], device: torch.device) -> dict:
+def evaluate(args, wanted: list[str], scorers: Scorers, device: torch.device) -> dict:
     rank, world = dist.rank(), dist.world_size()
     restored = ImageFiles(args.restored, size=None)
     hq = ImageFiles(args.hq, size=None) if args.hq else None
@@ -199,7 +220,7 @@ def evaluate(args, wanted: list[str], device: torch.device) -> dict:
             if "lpips" in wanted:
                 row["lpips"] = float(lpips(x.float(), y.float())[0])
         if "niqe" in wanted:
-            row["niqe"] = niqe(image, args.niqe)
+            row["niqe"] = niqe(image, scorers.niqe)
         per_image[name] = row
 
     fid_parts = None
@@ -208,25 +229,24 @@ def evaluate(args, wanted: list[str], device: torch.device) -> dict:
         position = {n: i for i, n in enumerate(restored.names)}
         ours = [position[n] for n in per_image]  # the restored images that were scored
         ref_idx = pairs if hq is not None else list(range(rank, len(reference), world))
-        f_ours, ours, _ = _features(restored, ours, args.fid_net, device, args.batch_size, "FID features")
-        f_ref, ref_idx, ref_skipped = _features(reference, ref_idx, args.fid_net, device, args.batch_size,
+        f_ours, ours, _ = _features(restored, ours, scorers.fid_net, device, args.batch_size, "FID features")
+        f_ref, ref_idx, ref_skipped = _features(reference, ref_idx, scorers.fid_net, device, args.batch_size,
                                                 "FID reference")
         skipped += [f"{n} (FID reference): unreadable" for n in ref_skipped]
-        fid_parts = (ours, f_ours, ref_idx, f_ref)  # indices: rank 0 puts the rows in the listing's order
+        fid_parts = FidPart(ours, f_ours, ref_idx, f_ref)  # indices: rank 0 puts the rows in the listing's order
 
-    gathered = _gather((per_image, skipped, unmatched, fid_parts))
+    gathered = dist.all_gather_object(RankPart(per_image, skipped, unmatched, fid_parts))
     if not dist.is_main():
         return {}
-    per_image = {k: v for part in gathered for k, v in part[0].items()}
-    per_image = dict(sorted(per_image.items()))
-    skipped = sorted(s for part in gathered for s in part[1])
-    unmatched = sorted(s for part in gathered for s in part[2])
+    per_image = dict(sorted({k: v for part in gathered for k, v in part.per_image.items()}.items()))
+    skipped = sorted(s for part in gathered for s in part.skipped)
+    unmatched = sorted(s for part in gathered for s in part.unmatched)
     if not per_image:
         raise ValueError(f"no restored image could be scored in {args.restored} "
                          f"({len(unmatched)} without an HQ partner, {len(skipped)} unreadable)")
     means = {m: float(np.mean([row[m] for row in per_image.values()])) for m in wanted if m != "fid"}
     if "fid" in wanted:
-        means["fid"] = frechet_distance(_in_order(gathered, 0), _in_order(gathered, 2))
+        means["fid"] = frechet_distance(_in_order(gathered, "ours"), _in_order(gathered, "ref"))
     return {"label": args.label or args.restored.name, "restored": str(args.restored),
             "hq": None if args.hq is None else str(args.hq),
             "fid_reference": None if "fid" not in wanted else str(args.hq or args.fid_ref),
@@ -255,11 +275,11 @@ def markdown(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    wanted = check_args(parser, args)
+    wanted, scorers = check_args(parser, args)
     out = args.out  # checked: a folder that can be made
     device = dist.init(args.device)
     try:
-        result = evaluate(args, wanted, device)
+        result = evaluate(args, wanted, scorers, device)
         if dist.is_main():
             out.mkdir(parents=True, exist_ok=True)
             (out / "metrics.json").write_text(json.dumps(result, indent=1) + "\n")

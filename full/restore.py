@@ -36,7 +36,6 @@ if __package__ in (None, ""):  # run as a script: make `full` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
-import torch.distributed as torch_dist  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from full.common import conditioning_of, estimator_of, network_of, prior_of, schedule_of, strategy_of  # noqa: E402
@@ -265,9 +264,8 @@ def main(argv: list[str] | None = None) -> int:
             bar.update(len(mine[start:start + args.batch_size]))
         bar.close()
         if dist.world_size() > 1:
-            parts = [None] * dist.world_size()
-            torch_dist.all_gather_object(parts, (skipped, done))
-            skipped, done = sorted(s for p in parts for s in p[0]), sum(p[1] for p in parts)
+            parts = dist.all_gather_object({"skipped": skipped, "done": done})
+            skipped, done = sorted(s for p in parts for s in p["skipped"]), sum(p["done"] for p in parts)
         if dist.is_main():
             args.out.mkdir(parents=True, exist_ok=True)
             if skipped:

@@ -26,7 +26,6 @@ the prior, faces sampled by DDIM from fixed noise.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -36,14 +35,13 @@ if __package__ in (None, ""):  # run as a script (python full/train.py, torchrun
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
-import torch.distributed as torch_dist  # noqa: E402
 
 from full.checks import check_train  # noqa: E402
 from full.common import (conditioning_of, degrade_fn_of, estimator_of, network_of, prior_of,  # noqa: E402
                          schedule_of, strategy_of)
 from full.config import ConfigError, FullConfig, degradation_config, load_config, save_config  # noqa: E402
 from pi2sb_lab import dist  # noqa: E402
-from pi2sb_lab.checkpoint import latest_checkpoint  # noqa: E402
+from pi2sb_lab.checkpoint import latest_checkpoint, step_of  # noqa: E402
 from pi2sb_lab.data.images import ImageFolder, to_float  # noqa: E402
 from pi2sb_lab.diffusion import VPObjective, VPSchedule, ddim  # noqa: E402
 from pi2sb_lab.pipeline import degrade_pair_fn, restore  # noqa: E402
@@ -78,14 +76,6 @@ def resolve(argv: list[str] | None) -> tuple[FullConfig, bool]:
     return cfg, args.resume
 
 
-def worker_count(requested: int) -> int:
-    """``requested`` DataLoader workers, at most this rank's share of the CPU cores minus its own one
-    (more re-spawn and compete with the training threads: 1.3 s/step against 0.78 s/step on 2 cores)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    share = cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
-    return min(requested, max(0, share - 1))
-
-
 class Monitor:
     """The training loop's callback: TensorBoard scalars every ``log_every`` steps, image grids every
     ``image_every``; the skipped-file count is gathered from all ranks (a collective, so every rank calls)."""
@@ -112,8 +102,7 @@ class Monitor:
     def __call__(self, state: TrainState) -> None:
         flags = self.dataset.skipped_flags.clone()
         if dist.world_size() > 1:  # the union of what every rank's workers skipped
-            flags = flags.to(state.device)
-            torch_dist.all_reduce(flags, op=torch_dist.ReduceOp.MAX)
+            flags = dist.all_reduce_max(flags.to(state.device))
         skipped = int(flags.sum())
         if not dist.is_main():
             return
@@ -125,7 +114,7 @@ class Monitor:
         recent = state.losses[self.last_logged:] or state.losses[-1:]
         self.last_logged = len(state.losses)
         w.add_scalar("train/loss", sum(recent) / len(recent), step)
-        w.add_scalar("train/lr", self._lr(step - 1), step)
+        w.add_scalar("train/lr", state.lr, step)
         grads = [p.grad for p in state.model.parameters() if p.grad is not None]
         if grads:  # the last step's gradient (all-reduced, before clipping); zeroed only when the next step starts
             norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
@@ -137,10 +126,6 @@ class Monitor:
         if step % self.cfg.image_every == 0 or step == self.cfg.total_steps:
             {"bridge": self._grid, "estimator": self._estimator_error, "prior": self._samples}[self.cfg.model](state)
         w.flush()
-
-    def _lr(self, step: int) -> float:
-        warm = self.cfg.lr_warmup_steps
-        return self.cfg.lr * (step + 1) / warm if warm and step < warm else self.cfg.lr
 
     @torch.no_grad()
     def _estimator_error(self, state: TrainState) -> None:
@@ -182,45 +167,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         dataset = ImageFolder(cfg.data, cfg.image_size)
         run_dir = Path(cfg.run_dir)
-        start = 0
-        if resume and (ckpt := latest_checkpoint(run_dir)) is not None:
-            start = int(ckpt.name.split("-")[1].split(".")[0])
+        start = step_of(ckpt) if resume and (ckpt := latest_checkpoint(run_dir)) is not None else 0
         if dist.is_main():
             save_config(cfg, run_dir / "config.yaml")
-            what = {"bridge": f"{cfg.strategy} hashing, condition {cfg.conditioning}, net {cfg.net}",
-                    "estimator": f"degradation estimator, width {cfg.estimator_width}",
-                    "prior": f"VP diffusion prior, net {cfg.net}"}[cfg.model]
-            dist.print0(f"{cfg.variant}: {what} at "
-                        f"{cfg.image_size}², {len(dataset)} images, world {dist.world_size()} on {device}, "
-                        f"global batch {cfg.batch_size} = {dist.world_size()} ranks × {cfg.grad_accum} rounds × "
-                        f"{cfg.batch_size // max(1, dist.world_size() * cfg.grad_accum)}")
+            announce(cfg, len(dataset), device)
         monitor = Monitor(cfg, dataset, run_dir, start)
-        workers = worker_count(cfg.num_workers)
-        if workers != cfg.num_workers:
-            dist.print0(f"num_workers={cfg.num_workers} lowered to {workers}: this rank has "
-                        f"{workers + 1} CPU core(s)")
-        callback_every = math.gcd(cfg.log_every, cfg.image_every)
-        if cfg.model == "bridge":
-            pair_fn = degrade_pair_fn(degrade_fn_of(cfg), strategy_of(cfg), conditioning_of(cfg))
-            model, task = network_of(cfg), {"schedule": schedule_of(cfg), "ot_ode": cfg.ot_ode}
-        elif cfg.model == "estimator":  # regresses the eq. 19 vector of each on-the-fly draw from its LQ image
-            degrade_fn = degrade_fn_of(cfg)
-            pair_fn = lambda x, generator: degrade_fn(x, generator)[1:]  # noqa: E731  (y, vector)
-            loss = SupervisedObjective(lambda m, y, vector: torch.nn.functional.mse_loss(m(y), vector), "estimator")
-            model, task = estimator_of(cfg), {"objective": loss}
-        else:  # the prior, Noise-I2SB's decoder: an unconditional VP diffusion on the HQ faces alone
-            pair_fn = lambda x, generator: (to_float(x) if x.dtype == torch.uint8 else x,)  # noqa: E731
-            model, task = prior_of(cfg), {"objective": VPObjective(VPSchedule())}
-        result = training_loop(
-            model=model, dataset=dataset, pair_fn=pair_fn, **task,
-            total_steps=cfg.total_steps, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum, lr=cfg.lr,
-            lr_warmup_steps=cfg.lr_warmup_steps, grad_clip=cfg.grad_clip, ema_decay=cfg.ema_decay,
-            ema_rampup=cfg.ema_rampup, bf16=cfg.bf16,
-            seed=cfg.seed, device=str(device), num_workers=workers, run_dir=run_dir, resume=resume,
-            checkpoint_every=cfg.checkpoint_every, keep_checkpoints=cfg.keep_checkpoints, log_every=cfg.log_every,
-            progress=cfg.variant if cfg.progress else False, callback=monitor, callback_every=callback_every,
-            config=cfg.as_dict(), fingerprint={"variant": cfg.variant})  # another variant's run_dir is refused
-        if monitor.writer is not None:
+        model, pair_fn, task = what_is_trained(cfg)
+        settings = cfg.train_settings(device=str(device), num_workers=worker_count(cfg.num_workers), resume=resume)
+        result = training_loop(settings, model=model, dataset=dataset, pair_fn=pair_fn, **task, callback=monitor,
+                               config=cfg.as_dict(), fingerprint={"variant": cfg.variant})  # another variant's
+        if monitor.writer is not None:                                                      # run_dir is refused
             monitor.writer.close()
         skipped = monitor.dataset.skipped()
         dist.print0(f"done: {result.steps} steps, {result.samples_seen} samples, last loss "
@@ -228,6 +184,43 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         dist.cleanup()
     return 0
+
+
+def announce(cfg: FullConfig, images: int, device: torch.device) -> None:
+    """One line on rank 0: what is trained, on how much data, and how the global batch splits."""
+    what = {"bridge": f"{cfg.strategy} hashing, condition {cfg.conditioning}, net {cfg.net}",
+            "estimator": f"degradation estimator, width {cfg.estimator_width}",
+            "prior": f"VP diffusion prior, net {cfg.net}"}[cfg.model]
+    dist.print0(f"{cfg.variant}: {what} at "
+                f"{cfg.image_size}², {images} images, world {dist.world_size()} on {device}, "
+                f"global batch {cfg.batch_size} = {dist.world_size()} ranks × {cfg.grad_accum} rounds × "
+                f"{cfg.batch_size // max(1, dist.world_size() * cfg.grad_accum)}")
+
+
+def what_is_trained(cfg: FullConfig) -> tuple:
+    """(model, pair_fn, objective arguments of training_loop) for ``cfg.model``."""
+    if cfg.model == "bridge":
+        pair_fn = degrade_pair_fn(degrade_fn_of(cfg), strategy_of(cfg), conditioning_of(cfg))
+        return network_of(cfg), pair_fn, {"schedule": schedule_of(cfg)}
+    if cfg.model == "estimator":  # regresses the eq. 19 vector of each on-the-fly draw from its LQ image
+        degrade_fn = degrade_fn_of(cfg)
+        pair_fn = lambda x, generator: degrade_fn(x, generator)[1:]  # noqa: E731  (y, vector)
+        loss = SupervisedObjective(lambda m, y, vector: torch.nn.functional.mse_loss(m(y), vector), "estimator")
+        return estimator_of(cfg), pair_fn, {"objective": loss}
+    # the prior, Noise-I2SB's decoder: an unconditional VP diffusion on the HQ faces alone
+    pair_fn = lambda x, generator: (to_float(x) if x.dtype == torch.uint8 else x,)  # noqa: E731
+    return prior_of(cfg), pair_fn, {"objective": VPObjective(VPSchedule())}
+
+
+def worker_count(requested: int) -> int:
+    """``requested`` DataLoader workers, at most this rank's share of the CPU cores minus its own one
+    (more re-spawn and compete with the training threads: 1.3 s/step against 0.78 s/step on 2 cores)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    share = cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+    workers = min(requested, max(0, share - 1))
+    if workers != requested:
+        dist.print0(f"num_workers={requested} lowered to {workers}: this rank has {workers + 1} CPU core(s)")
+    return workers
 
 
 if __name__ == "__main__":

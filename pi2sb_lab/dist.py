@@ -5,7 +5,7 @@
 env:// rendezvous; nothing here picks a port or launches processes (the NVlabs/I2SB
 complaint). Outside torchrun it fills in a world of one, so every helper below
 works unchanged: ``rank() == 0``, ``barrier()`` returns at once,
-``all_reduce_mean(x)`` is ``x``.
+``all_reduce_mean(x)`` is ``x``, ``all_gather_object(o)`` is ``[o]``.
 
 Backend: nccl when the device is a GPU, gloo on CPU. A rank that raises ends the run at once
 (torchrun stops the others); a rank that hangs instead leaves the others waiting in a collective
@@ -135,6 +135,25 @@ def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
     if is_initialized() and world_size() > 1:
         torch_dist.all_reduce(out, op=torch_dist.ReduceOp.SUM)
         out /= world_size()
+    return out
+
+
+def all_reduce_max(tensor: torch.Tensor) -> torch.Tensor:
+    """The elementwise maximum of ``tensor`` over all ranks, as a new tensor on ``tensor``'s device
+    (e.g. the union of per-rank flags). Every rank must call it (it is a collective)."""
+    out = tensor.detach().clone()
+    if is_initialized() and world_size() > 1:
+        torch_dist.all_reduce(out, op=torch_dist.ReduceOp.MAX)
+    return out
+
+
+def all_gather_object(obj) -> list:
+    """Every rank's ``obj`` (any picklable value) in a list, in rank order; ``[obj]`` in a world of one.
+    Every rank must call it (it is a collective)."""
+    if not (is_initialized() and world_size() > 1):
+        return [obj]
+    out = [None] * world_size()
+    torch_dist.all_gather_object(out, obj)
     return out
 
 

@@ -1,4 +1,4 @@
-"""One training loop for every scale and every learned model: I2SB Alg. 1 / P-I2SB Alg. 1 and the helpers.
+"""One training loop for every scale and every learned model: I2SB Alg. 1 / P-I2SB Alg. 1.
 
 Each optimizer step, on every rank::
 
@@ -6,15 +6,15 @@ Each optimizer step, on every rank::
     pair = pair_fn(x, generator)                 (degradation + pseudo-hashing, P-I2SB eq. 11/19)
     loss = objective.loss(model, *pair)          (a bridge: t ~ U(0, 1], X_t ~ q(X_t | X0, X1),
                                                   ‖net(X_t, t, cond) − target‖², I2SB eq. 12)
-    gradient step (averaged over ranks by DDP), then EMA update
+    gradient step at settings.lr_at(step) (averaged over ranks by DDP), then EMA update
     every callback_every steps: callback(state)  (sampling, evaluation, image grids)
 
 The objective is the only part that knows what is learned: ``objective.BridgeObjective``
-(the default, built from ``schedule``), a VP diffusion's, or a :class:`SupervisedObjective`
-for the small auxiliary networks (digit classifier, degradation estimator, denoiser).
-
-(This module is longer than ~350 lines on purpose: the loop and its named helpers — setting
-checks, resume, seeding, accumulation, logging — read best beside each other, as in NVlabs/edm.)
+(the default, built from ``schedule``), a VP diffusion's, or a ``supervised.SupervisedObjective``
+for the small auxiliary networks (digit classifier, degradation estimator, denoiser). The plain
+settings are one record, ``train_settings.TrainSettings``; the EMA (``ema``), the run folder
+(``run_folder``) and the setting checks (``train_checks``) have modules of their own, so this one
+holds the loop alone, as NVlabs/edm's ``training_loop.py`` does.
 
 The same function runs as ``python script.py`` and under ``torchrun``: ``dist.init()``
 fills in a world of one. Counters count samples seen across all ranks, so they stay
@@ -27,10 +27,6 @@ exactly what an uninterrupted one would have done.
 from __future__ import annotations
 
 import contextlib
-import copy
-import json
-import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,18 +41,20 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from . import dist
-from .checkpoint import check_config, check_fingerprint, checkpoint_path, latest_checkpoint, load_checkpoint, \
-    model_fingerprint, prune_checkpoints, save_checkpoint
+from .checkpoint import check_config, latest_checkpoint, model_fingerprint
+from .ema import EMA
 from .objective import BridgeObjective
+from .run_folder import append_log, describe, open_run, write_checkpoint
 from .schedule import Schedule
-from .train_checks import LR_DECAYS, NonFiniteLossError  # noqa: F401 (part of train's public names)
-from .train_checks import check_finite_data, check_finite_steps, check_settings, grad_norm
+from .supervised import SupervisedObjective, fit_supervised
+from .train_checks import NonFiniteLossError, check_finite_data, check_finite_steps, grad_norm
+from .train_settings import FIELDS, LR_DECAYS, TrainSettings
+
+# Public names that live in their own modules now; ``from pi2sb_lab.train import X`` keeps working.
+__all__ = ["EMA", "LR_DECAYS", "NonFiniteLossError", "OPTIMIZER_KINDS", "Objective", "PairFn", "SupervisedObjective",
+           "TrainResult", "TrainSettings", "TrainState", "build_optimizer", "fit_supervised", "training_loop"]
 
 PairFn = Callable[[torch.Tensor, torch.Generator], tuple]
-# Settings that may change when a run is resumed without it being worth a warning.
-_RESUMABLE_CHANGES = {"total_steps", "total_samples", "resume", "progress", "log_every", "checkpoint_every",
-                      "keep_checkpoints", "num_workers", "run_dir", "device", "callback", "callback_every",
-                      "ignore_fingerprint"}
 
 
 @dataclass(frozen=True)
@@ -77,70 +75,6 @@ class TrainResult:
     run_dir: Path | None
 
 
-class EMA:
-    """Exponential moving average of a model's weights: θ̄ ← d·θ̄ + (1 − d)·θ after each optimizer step.
-
-    Holds ``ema_model``, a frozen deep copy of the model in eval mode whose parameters
-    are the average (buffers are copied as they are). Every rank updates its own copy
-    from identical, DDP-synchronized weights, so all ranks hold the same average.
-    ``copy_to(model)`` loads the average into another model of the same architecture.
-
-    ``rampup`` (EDM's ``ema_rampup_ratio``, Karras et al. 2022): the average's half-life
-    is at most ``rampup`` × the updates so far, so a short run's average follows the
-    model instead of staying at the initial weights (with ``decay`` = 0.9999 and no
-    ramp-up, 1,000 updates leave 90 % of the initial network in it). 0: off.
-    """
-
-    def __init__(self, model: nn.Module, decay: float, rampup: float = 0.0) -> None:
-        if not 0.0 <= decay < 1.0:
-            raise ValueError(f"EMA decay must lie in [0, 1); got {decay}")
-        if not (isinstance(rampup, (int, float)) and math.isfinite(rampup) and rampup >= 0):
-            raise ValueError(f"EMA rampup must be a finite number >= 0; got {rampup!r}")
-        self.decay, self.rampup = float(decay), float(rampup)
-        self.num_updates = 0
-        self.ema_model = copy.deepcopy(model).eval().requires_grad_(False)
-        self._source, self._pairs = None, None
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        if model is not self._source:
-            # Walking the module tree costs more than the update itself for a small net: list the
-            # tensor pairs once per source model.
-            self._source = model
-            self._pairs = (list(self.ema_model.parameters()), [p.detach() for p in model.parameters()],
-                           list(self.ema_model.buffers()), list(model.buffers()))
-            if len(self._pairs[0]) != len(self._pairs[1]) or len(self._pairs[2]) != len(self._pairs[3]):
-                raise ValueError("EMA.update got a model of another architecture than the averaged one")
-        avg, params, avg_bufs, bufs = self._pairs
-        decay = self.current_decay()
-        if all(a.dtype == p.dtype for a, p in zip(avg, params)):
-            torch._foreach_lerp_(avg, params, 1.0 - decay)  # avg + (1 − d)(p − avg), one fused call
-        else:
-            for a, p in zip(avg, params):
-                a.lerp_(p.to(a.dtype), 1.0 - decay)
-        for avg_buf, buf in zip(avg_bufs, bufs):
-            avg_buf.copy_(buf)
-        self.num_updates += 1
-
-    def current_decay(self) -> float:
-        """The decay of the next update: ``decay``, or less while the ramp-up's half-life is shorter."""
-        if not self.rampup:
-            return self.decay
-        half_life = self.rampup * (self.num_updates + 1)  # in updates
-        return min(self.decay, 0.5 ** (1.0 / half_life))
-
-    def state_dict(self) -> dict:
-        return {"decay": self.decay, "num_updates": self.num_updates, "model": self.ema_model.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.decay, self.num_updates = float(state["decay"]), int(state["num_updates"])
-        self.ema_model.load_state_dict(state["model"])
-
-    @torch.no_grad()
-    def copy_to(self, model: nn.Module) -> None:
-        model.load_state_dict(self.ema_model.state_dict())
-
-
 class Objective(Protocol):
     """What ``training_loop`` minimises. ``prepare(model)`` may wrap the model (a bridge wraps a bare
     backbone as ε-parameterization); ``loss(model, *pair, generator=, time_generator=)`` is the scalar
@@ -152,26 +86,6 @@ class Objective(Protocol):
              time_generator: torch.Generator) -> torch.Tensor: ...
 
     def describe(self) -> dict: ...
-
-
-class SupervisedObjective:
-    """A plain supervised loss for the auxiliary networks: ``loss_fn(model, *pair) -> scalar``.
-
-    ``pair_fn`` returns whatever ``loss_fn`` needs after the model (inputs and targets;
-    noise drawn from the generator it was given). ``name`` goes into config.json.
-    """
-
-    def __init__(self, loss_fn: Callable[..., torch.Tensor], name: str = "supervised") -> None:
-        self.loss_fn, self.name = loss_fn, name
-
-    def prepare(self, model: nn.Module) -> nn.Module:
-        return model
-
-    def loss(self, model, *pair, generator, time_generator):
-        return self.loss_fn(model, *pair)
-
-    def describe(self) -> dict:
-        return {"kind": "supervised", "name": self.name}
 
 
 class _ObjectiveModule(nn.Module):
@@ -189,7 +103,8 @@ class _ObjectiveModule(nn.Module):
 @dataclass(frozen=True)
 class TrainState:
     """What a ``callback`` sees: global counters, the model being trained and its EMA copy, the losses
-    so far (rank-averaged), the run folder and this rank's device. Called on every rank: sample with
+    so far (rank-averaged), the run folder, this rank's device and ``lr``, the learning rate of the last
+    step (``TrainSettings.lr_at(step − 1)``). Called on every rank: sample with
     ``ema`` and write files on rank 0 only (``dist.is_main()``)."""
 
     step: int
@@ -199,53 +114,12 @@ class TrainState:
     losses: list[float]
     run_dir: Path | None
     device: torch.device
-
-
-def _describe(value) -> object:
-    """A JSON-like stand-in for a setting that is an object (a model, a dataset, a function)."""
-    if value is None or isinstance(value, str):
-        return value
-    for kind, plain in (((bool, np.bool_), bool), ((int, np.integer), int), ((float, np.floating), float)):
-        if isinstance(value, kind):
-            return plain(value)  # numpy scalars become plain numbers, so the config stays JSON
-    if isinstance(value, (list, tuple)):
-        return [_describe(v) for v in value]
-    if isinstance(value, nn.Module):
-        return f"{type(value).__qualname__}({sum(p.numel() for p in value.parameters())} parameters)"
-    if isinstance(value, torch.Tensor):
-        return f"Tensor(shape={list(value.shape)}, dtype={value.dtype})"
-    if isinstance(value, Dataset) and hasattr(value, "__len__"):
-        return f"{type(value).__qualname__}(len={len(value)})"
-    if isinstance(value, (Schedule, torch.device, Path)):
-        return repr(value) if isinstance(value, Schedule) else str(value)
-    name = getattr(value, "__qualname__", type(value).__qualname__)
-    return f"{getattr(value, '__module__', type(value).__module__)}.{name}"
+    lr: float
 
 
 def _step_seeds(seed: int, rank: int, step: int) -> list[int]:
     """Three independent 63-bit seeds for step ``step`` on rank ``rank`` (NumPy's SeedSequence mixing)."""
     return [int(s) >> 1 for s in np.random.SeedSequence([seed, rank, step]).generate_state(3, dtype=np.uint64)]
-
-
-def _rewrite_log(log_path: Path, last_step: int) -> None:
-    """Drop log rows past ``last_step`` (written after the checkpoint a killed run resumes from)."""
-    if not log_path.is_file():
-        return
-    rows = [line for line in log_path.read_text().splitlines() if line and json.loads(line)["step"] <= last_step]
-    tmp = log_path.with_suffix(".tmp")
-    tmp.write_text("".join(row + "\n" for row in rows))
-    os.replace(tmp, log_path)
-
-
-def _lr_at(step: int, *, lr: float, warmup: int, decay: str, final: float, total: int) -> float:
-    """The learning rate of optimizer step ``step`` (0-based): linear warm-up, then constant or cosine
-    decay from ``lr`` to ``final · lr`` at the last step."""
-    if warmup > 0 and step < warmup:
-        return lr * (step + 1) / warmup
-    if decay == "cosine":
-        progress = min(1.0, step / max(1, total - 1))
-        return lr * (final + (1 - final) * 0.5 * (1 + math.cos(math.pi * progress)))
-    return lr
 
 
 OPTIMIZER_KINDS = ("fused", "foreach", "single-tensor")  # torch's AdamW implementations, fastest first
@@ -291,50 +165,6 @@ def _build_objective(objective, schedule, ot_ode, grid, grid_nfe):
     return objective
 
 
-def _open_run(run_dir: Path | None, resume: bool, config: dict, device: torch.device, *, model, ema,
-              optimizer, ignore_fingerprint: bool) -> tuple[int, int, list[float], float]:
-    """Start fresh or continue from the latest checkpoint in ``run_dir``: (step, samples_seen, losses, elapsed).
-
-    A checkpoint (or, before the first one, a config.json) whose fingerprint differs from this run's is
-    refused with both fingerprints unless ``ignore_fingerprint``: another variant's weights of the same
-    shapes would otherwise load silently.
-    """
-    if run_dir is None:
-        return 0, 0, [], 0.0
-    if run_dir.exists() and not run_dir.is_dir():
-        raise NotADirectoryError(f"run_dir {run_dir} exists and is not a folder")
-    step, samples_seen, losses, elapsed = 0, 0, [], 0.0
-    ckpt_file = latest_checkpoint(run_dir)
-    if not resume and (ckpt_file is not None or (run_dir / "config.json").exists()):
-        raise FileExistsError(f"{run_dir} already holds a run; pass resume=True to continue it, or a new run_dir")
-    dist.barrier()  # every rank has looked at run_dir before rank 0 writes to it
-    override = dict(override=ignore_fingerprint, override_name="ignore_fingerprint=True")
-    if ckpt_file is None and (run_dir / "config.json").is_file():
-        try:
-            earlier = json.loads((run_dir / "config.json").read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{run_dir / 'config.json'} is not valid JSON ({err}); move the folder aside") from err
-        if "fingerprint" in earlier:
-            check_fingerprint(earlier["fingerprint"], config["fingerprint"], source=run_dir / "config.json", **override)
-    if ckpt_file is not None:
-        ckpt = load_checkpoint(ckpt_file, map_location=device)
-        check_fingerprint(ckpt, config["fingerprint"], **override)
-        ckpt.restore(model=model, ema=ema, optimizer=optimizer)
-        step, samples_seen = ckpt.step, ckpt.samples_seen
-        losses, elapsed = ckpt.parts["losses"].tolist(), float(ckpt.parts["elapsed"])
-        changed = sorted(k for k in config if k not in _RESUMABLE_CHANGES and ckpt.config.get(k) != config[k])
-        if changed:
-            dist.print0(f"warning: resuming {ckpt_file} with changed settings {changed}")
-        dist.print0(f"resumed from {ckpt_file} at step {step} ({samples_seen} samples)")
-    if dist.is_main():
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if ckpt_file is None:
-            (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        _rewrite_log(run_dir / "log.jsonl", step)
-    dist.barrier()
-    return step, samples_seen, losses, elapsed
-
-
 def _seed_step(seed: int, rank: int, step: int, gen_t: torch.Generator, gen: torch.Generator,
                device: torch.device) -> None:
     """Seed this step's random streams from (seed, rank, step) alone: the step counter is the RNG state."""
@@ -365,79 +195,48 @@ def _accumulate(forward, ddp, batches, pair_fn, grad_accum: int, device: torch.d
 
 
 def training_loop(
-    *,
+    settings: TrainSettings | None = None,  # the plain settings (lengths, optimizer, EMA, seed, run folder) …
+    /, *,
     model: nn.Module,                   # what is trained: for a bridge a Parameterization or a backbone (read as ε)
     dataset: Dataset | torch.Tensor,    # clean samples: a Tensor, or a map-style dataset of tensors or (tensor, label)
     pair_fn: PairFn,                    # (x, generator) -> the objective's inputs; a bridge's: (x0, x1, cond)
     schedule: Schedule | None = None,   # β(t) of a bridge: the default objective, BridgeObjective(schedule, …)
     objective: Objective | None = None,  # … or any other (a VP diffusion's, SupervisedObjective); then no schedule
-    total_steps: int | None = None,     # length of training in optimizer steps ...
-    total_samples: int | None = None,   # ... or in samples (rounded up to whole steps); give exactly one
-    batch_size: int = 64,               # global batch per optimizer step, split over ranks and accumulation rounds
-    grad_accum: int = 1,                # micro-batches per optimizer step on each rank
-    lr: float = 1e-4,                   # AdamW learning rate
-    lr_warmup_steps: int = 0,           # linear learning-rate ramp over the first steps (0: none)
-    lr_decay: str = "constant",         # after warm-up: "constant", or "cosine" down to lr_final · lr at the end
-    lr_final: float = 0.1,              # the cosine's final fraction of lr
-    betas: tuple[float, float] = (0.9, 0.999),  # AdamW betas
-    weight_decay: float = 0.0,          # AdamW decoupled weight decay (0: plain Adam)
-    grad_clip: float | None = None,     # clip the global gradient norm to this (None: no clipping)
-    ema_decay: float = 0.999,           # EMA decay per step (I2SB uses 0.9999 on long runs; 0: a plain copy)
-    ema_rampup: float = 0.0,            # EMA half-life at most this × steps so far (EDM's 0.05; 0: no ramp-up)
-    ot_ode: bool = False,               # bridge: train for the OT-ODE, X_t is the bridge mean (I2SB Prop. 3.4)
-    grid: str | None = None,            # bridge: None, t ~ U(0, 1]; "uniform"/"quadratic": t from a stored grid
-    grid_nfe: int = 1000,               # bridge: number of grid steps when grid is set
-    bf16: bool | None = None,           # bf16 autocast of the forward pass; None: on for CUDA, off on CPU
-    seed: int = 0,                      # seeds everything; runs are reproducible, never randomly seeded
-    device: str | None = None,          # None: dist.init()'s choice (cuda:LOCAL_RANK or cpu)
-    num_workers: int = 0,               # DataLoader worker processes per rank
-    run_dir: str | os.PathLike | None = None,  # config.json, log.jsonl, checkpoints; None writes nothing
-    resume: bool = False,               # continue from the latest checkpoint in run_dir (fresh start if none)
-    checkpoint_every: int | None = None,  # checkpoint every N steps (and always at the end when run_dir is set)
-    keep_checkpoints: int | None = 1,   # how many recent checkpoints to keep (None: all)
-    log_every: int = 100,               # steps between log.jsonl rows and progress-bar updates
-    progress: bool | str = True,        # tqdm progress bar on rank 0 (a string: its description)
     callback: Callable[[TrainState], None] | None = None,  # called on every rank every callback_every steps
-    callback_every: int | None = None,  # … and after the last step
     config: dict | None = None,         # extra JSON-like settings of the caller, stored in config.json as "extra"
     fingerprint: dict | None = None,    # what this run is beyond model and objective (e.g. {"variant": "res"});
                                         # with theirs, stored in config.json and every checkpoint
-    ignore_fingerprint: bool = False,   # resume from a checkpoint whose fingerprint differs (refused otherwise)
+    **changes,                          # … or TrainSettings fields by name (replacing those of ``settings``)
 ) -> TrainResult:
     """Train ``model`` on pairs from ``dataset`` (I2SB Alg. 1, P-I2SB Alg. 1); see the module docstring.
 
-    Raises :class:`NonFiniteLossError` at the first NaN/inf loss or gradient (named with its step and
-    the last finite loss; detected when the step's losses are gathered, at the next log row,
+    ``training_loop(TrainSettings(total_steps=…), model=…)`` and ``training_loop(model=…, total_steps=…)``
+    are the same run. Raises :class:`NonFiniteLossError` at the first NaN/inf loss or gradient (named with
+    its step and the last finite loss; detected when the step's losses are gathered, at the next log row,
     checkpoint or callback, so the loop needs no host sync per step, and before anything is written).
     """
-    arguments = dict(locals())  # the whole run as one dict (config.json), as NVlabs/edm does
-    settings = {k: _describe(v) for k, v in arguments.items() if k not in ("config", "objective", "fingerprint")}
-    total_steps = check_settings(total_steps=total_steps, total_samples=total_samples, batch_size=batch_size,
-                                 seed=seed, keep_checkpoints=keep_checkpoints, resume=resume, run_dir=run_dir,
-                                 lr_decay=lr_decay, lr_final=lr_final, callback=callback,
-                                 callback_every=callback_every, grad_accum=grad_accum, lr=lr,
-                                 weight_decay=weight_decay, grad_clip=grad_clip, betas=betas,
-                                 lr_warmup_steps=lr_warmup_steps, log_every=log_every,
-                                 checkpoint_every=checkpoint_every)
-    lr, weight_decay, betas = float(lr), float(weight_decay), (float(betas[0]), float(betas[1]))  # not numpy scalars
+    s = _settings(settings, changes, callback)
+    total_steps, lr = s.steps, float(s.lr)
     fingerprint = check_config(fingerprint, "fingerprint")
-    objective = _build_objective(objective, schedule, ot_ode, grid, grid_nfe)
+    objective = _build_objective(objective, schedule, s.ot_ode, s.grid, s.grid_nfe)
     check_finite_data(dataset)
 
     # Where this rank runs, and how the global batch splits over ranks and accumulation rounds.
-    device = dist.init(device)
+    device = dist.init(s.device)
     world, rank = dist.world_size(), dist.rank()
-    micro = batch_size // (world * grad_accum)
-    if micro < 1 or micro * world * grad_accum != batch_size:
-        raise ValueError(f"batch_size {batch_size} must be a multiple of world_size × grad_accum = "
-                         f"{world} × {grad_accum}")
-    use_bf16 = device.type == "cuda" if bf16 is None else bf16
-    config = check_config(dict(settings, objective=objective.describe(), extra=check_config(config, "config"),
+    micro = s.batch_size // (world * s.grad_accum)
+    if micro < 1 or micro * world * s.grad_accum != s.batch_size:
+        raise ValueError(f"batch_size {s.batch_size} must be a multiple of world_size × grad_accum = "
+                         f"{world} × {s.grad_accum}")
+    use_bf16 = device.type == "cuda" if s.bf16 is None else s.bf16
+    # The whole run as one dict (config.json), as NVlabs/edm does.
+    config = check_config(dict(_describe_run(s, model, dataset, pair_fn, schedule, callback),
+                               objective=objective.describe(), extra=check_config(config, "config"),
                                world_size=world, micro_batch=micro, version=__version__))
 
     # The model (a bridge's wrapped as a parameterization), its EMA copy, the optimizer.
     model = objective.prepare(model).to(device).train()
-    # What this run is: resuming from another run's checkpoint is refused (see _open_run).
+    # What this run is: resuming from another run's checkpoint is refused (see run_folder.open_run).
     config["fingerprint"] = check_config({"model": model_fingerprint(model), "objective": objective.describe(),
                                           **fingerprint}, "fingerprint")
     # DDP wraps model + objective, not the model, so the model keeps its own methods and type.
@@ -446,32 +245,34 @@ def training_loop(
     ddp = None if world == 1 else \
         DistributedDataParallel(loss_module, device_ids=[device.index] if device.type == "cuda" else None)
     forward = loss_module if ddp is None else ddp
-    ema = EMA(model, ema_decay, ema_rampup)
+    ema = EMA(model, s.ema_decay, s.ema_rampup)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer, config["optimizer"] = build_optimizer(trainable, lr=lr, betas=betas, weight_decay=weight_decay,
-                                                     device=device)
+    betas = (float(s.betas[0]), float(s.betas[1]))  # not numpy scalars
+    optimizer, config["optimizer"] = build_optimizer(trainable, lr=lr, betas=betas,
+                                                     weight_decay=float(s.weight_decay), device=device)
 
-    run_dir = None if run_dir is None else Path(run_dir)
-    step, samples_seen, losses, elapsed_before = _open_run(run_dir, resume, config, device, model=model, ema=ema,
-                                                           optimizer=optimizer, ignore_fingerprint=ignore_fingerprint)
+    run_dir = None if s.run_dir is None else Path(s.run_dir)
+    step, samples_seen, losses, elapsed_before = open_run(run_dir, s.resume, config, device, model=model, ema=ema,
+                                                          optimizer=optimizer, ignore_fingerprint=s.ignore_fingerprint)
 
     # Data: this rank's shard, continuing at the micro-batch the checkpoint reached.
     if isinstance(dataset, torch.Tensor):
         dataset = TensorDataset(dataset)
-    loader = dist.make_loader(dataset, micro, shuffle=True, seed=seed, drop_last=True, num_workers=num_workers)
+    loader = dist.make_loader(dataset, micro, shuffle=True, seed=s.seed, drop_last=True, num_workers=s.num_workers)
     if len(loader) == 0:
         raise ValueError(f"dataset of {len(dataset)} samples gives no full micro-batch of {micro} per rank")
-    batches = dist.batches_from(loader, step * grad_accum)
+    batches = dist.batches_from(loader, step * s.grad_accum)
 
     gen_t = torch.Generator()                  # the objective's training times (drawn on the CPU)
     gen = torch.Generator(device=device)       # pair_fn's degradations and the bridge noise
 
     pending: list[torch.Tensor] = []           # per step (loss, gradient norm), not yet averaged over ranks
-    last_logged, last_saved = step - step % log_every, step  # losses[i] is the loss of step i + 1
+    last_logged, last_saved = step - step % s.log_every, step  # losses[i] is the loss of step i + 1
     last_called = step
+    lr_now = s.lr_at(max(0, step - 1))
     start_time = time.time()
-    desc = progress if isinstance(progress, str) else None
-    bar = tqdm(total=total_steps, initial=step, unit="step", desc=desc, disable=not (progress and dist.is_main()))
+    desc = s.progress if isinstance(s.progress, str) else None
+    bar = tqdm(total=total_steps, initial=step, unit="step", desc=desc, disable=not (s.progress and dist.is_main()))
 
     def flush_losses() -> None:
         # Called before every log row, checkpoint and callback: a NaN/inf step stops the run here, before
@@ -482,30 +283,26 @@ def training_loop(
             check_finite_steps(values, losses, run_dir, lr)
             losses.extend(v[0] for v in values)
 
-    def write_checkpoint() -> None:
-        if dist.is_main():
-            save_checkpoint(checkpoint_path(run_dir, step), config=config, fingerprint=config["fingerprint"],
-                            step=step, samples_seen=samples_seen,
-                            model=model, ema=ema, optimizer=optimizer, elapsed=elapsed_before + time.time() - start_time,
-                            losses=torch.tensor(losses, dtype=torch.float64))
-            prune_checkpoints(run_dir, keep_checkpoints)
-        dist.barrier()
+    def save() -> None:
+        write_checkpoint(run_dir, step, config=config, keep=s.keep_checkpoints, samples_seen=samples_seen,
+                         model=model, ema=ema, optimizer=optimizer, elapsed=elapsed_before + time.time() - start_time,
+                         losses=torch.tensor(losses, dtype=torch.float64))
 
     def call_back() -> None:
         flush_losses()
-        callback(TrainState(step, samples_seen, model, ema.ema_model, losses, run_dir, device))
+        callback(TrainState(step, samples_seen, model, ema.ema_model, losses, run_dir, device, lr_now))
 
     # Each step reseeds the global RNG (dropout uses it); fork it so the caller's stream is left as it was.
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         try:
             while step < total_steps:
-                _seed_step(seed, rank, step, gen_t, gen, device)
+                _seed_step(s.seed, rank, step, gen_t, gen, device)
                 optimizer.zero_grad(set_to_none=True)
-                step_loss, micro_samples = _accumulate(forward, ddp, batches, pair_fn, grad_accum, device, use_bf16,
+                step_loss, micro_samples = _accumulate(forward, ddp, batches, pair_fn, s.grad_accum, device, use_bf16,
                                                        gen, gen_t)
                 samples_seen += micro_samples * world
-                step_grad_norm = grad_norm(trainable, grad_clip)  # before clipping (to grad_clip, when set)
-                lr_now = _lr_at(step, lr=lr, warmup=lr_warmup_steps, decay=lr_decay, final=lr_final, total=total_steps)
+                step_grad_norm = grad_norm(trainable, s.grad_clip)  # before clipping (to grad_clip, when set)
+                lr_now = s.lr_at(step)
                 for group in optimizer.param_groups:
                     group["lr"] = lr_now
                 optimizer.step()
@@ -514,27 +311,25 @@ def training_loop(
                 pending.append(torch.stack([step_loss, step_grad_norm.to(step_loss)]))
                 bar.update(1)
 
-                if step % log_every == 0 or step == total_steps:
+                if step % s.log_every == 0 or step == total_steps:
                     flush_losses()
                     mean_loss = sum(losses[last_logged:]) / max(1, len(losses) - last_logged)
                     last_logged = len(losses)
                     bar.set_postfix(loss=f"{mean_loss:.4g}", samples=samples_seen)
                     if run_dir is not None and dist.is_main():
-                        row = dict(step=step, samples_seen=samples_seen, loss=mean_loss, lr=lr_now,
-                                   time=round(elapsed_before + time.time() - start_time, 3))
-                        with open(run_dir / "log.jsonl", "a") as f:
-                            f.write(json.dumps(row) + "\n")
-                if run_dir is not None and checkpoint_every and step % checkpoint_every == 0:
+                        append_log(run_dir, dict(step=step, samples_seen=samples_seen, loss=mean_loss, lr=lr_now,
+                                                 time=round(elapsed_before + time.time() - start_time, 3)))
+                if run_dir is not None and s.checkpoint_every and step % s.checkpoint_every == 0:
                     flush_losses()
-                    write_checkpoint()
+                    save()
                     last_saved = step
-                if callback is not None and step % callback_every == 0:
+                if callback is not None and step % s.callback_every == 0:
                     call_back()
                     last_called = step
 
             flush_losses()
             if run_dir is not None and (last_saved != step or latest_checkpoint(run_dir) is None):
-                write_checkpoint()
+                save()
             if callback is not None and last_called != step:
                 call_back()
         finally:
@@ -543,14 +338,22 @@ def training_loop(
                        run_dir=run_dir)
 
 
-def fit_supervised(model: nn.Module, n: int, pair_fn: PairFn, loss_fn: Callable[..., torch.Tensor], *, steps: int,
-                   batch_size: int, lr: float, seed: int, device: str | torch.device, name: str,
-                   progress: bool = True) -> nn.Module:
-    """A small supervised fit through :func:`training_loop` (the auxiliary networks: digit classifier,
-    degradation estimator, Noise's denoiser): shuffled batches of row indices ``0 … n−1``,
-    ``pair_fn(rows, generator)`` → ``loss_fn(model, *pair)``, Adam, no EMA. Returns ``model`` in eval mode."""
-    result = training_loop(model=model, dataset=TensorDataset(torch.arange(n)), pair_fn=pair_fn,
-                           objective=SupervisedObjective(loss_fn, name), total_steps=steps, batch_size=batch_size,
-                           lr=lr, ema_decay=0.0, seed=seed, device=str(device), log_every=10**9,
-                           progress=name if progress else False)
-    return result.model.eval()
+def _settings(settings: TrainSettings | None, changes: dict, callback) -> TrainSettings:
+    """The run's settings: ``settings`` with ``changes`` (TrainSettings fields by name), checked."""
+    unknown = sorted(set(changes) - set(FIELDS))
+    if unknown:
+        raise TypeError(f"training_loop() got unknown settings {unknown}; the settings are {list(FIELDS)}")
+    s = TrainSettings(**changes) if settings is None else settings.replace(**changes) if changes else settings
+    if callback is not None and s.callback_every is None:
+        raise ValueError(f"callback_every must be an int >= 1 when a callback is given; got {s.callback_every!r}")
+    return s
+
+
+def _describe_run(s: TrainSettings, model, dataset, pair_fn, schedule, callback) -> dict:
+    """The run's arguments as JSON-like values, in training_loop's order of old (config.json)."""
+    run = dict(model=model, dataset=dataset, pair_fn=pair_fn, schedule=schedule)
+    for name, value in s.as_dict().items():
+        if name == "callback_every":
+            run["callback"] = callback
+        run[name] = value
+    return {name: describe(value) for name, value in run.items()}

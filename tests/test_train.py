@@ -345,9 +345,10 @@ def test_supervised_objective_fits_a_linear_map():
 
 
 def test_cosine_learning_rate_and_the_callers_rng():
-    from pi2sb_lab.train import _lr_at
+    from pi2sb_lab.train import TrainSettings
 
-    lrs = [_lr_at(s, lr=1.0, warmup=2, decay="cosine", final=0.1, total=12) for s in range(12)]
+    settings = TrainSettings(lr=1.0, lr_warmup_steps=2, lr_decay="cosine", lr_final=0.1, total_steps=12)
+    lrs = [settings.lr_at(s) for s in range(12)]
     assert lrs[:2] == [0.5, 1.0] and abs(lrs[-1] - 0.1) < 1e-12
     assert all(a >= b for a, b in zip(lrs[1:], lrs[2:])), lrs
     mid = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 6 / 11))
