@@ -157,9 +157,9 @@ class FullConfig:
                                               "grad_clip", "ema_decay", "ema_rampup", "bf16", "seed", "device",
                                               "num_workers", "run_dir", "log_every", "checkpoint_every",
                                               "keep_checkpoints")}
-        return TrainSettings(**same, ot_ode=self.ot_ode and self.model == "bridge",
-                             progress=self.variant if self.progress else False,
-                             callback_every=math.gcd(self.log_every, self.image_every), **runtime)
+        return TrainSettings(**{**same, "ot_ode": self.ot_ode and self.model == "bridge",
+                                "progress": self.variant if self.progress else False,
+                                "callback_every": math.gcd(self.log_every, self.image_every), **runtime})
 
 
 DEGRADATION_KEYS = tuple(f.name for f in dataclasses.fields(DegradationConfig))

@@ -53,6 +53,35 @@ def out_stem(name: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    files, names, stems = check_args(parser, args)
+    config = dataclasses.replace(PRESETS[args.preset], flip_prob=0.0)  # a flip is augmentation, not degradation
+    skipped = []
+    for i, name in enumerate(tqdm(names, desc="make_testset", unit="img")):
+        try:
+            hq = files.read(i)
+        except ImageError as err:
+            skipped.append(name)
+            tqdm.write(f"skipped: {err}")
+            continue
+        write_pair(args, config, name, stems[i], hq)
+    if len(skipped) == len(names):  # nothing was written: no manifest of an empty set
+        print(f"make_testset.py: error: none of the {len(names)} image(s) in {args.hq} could be decoded "
+              f"(the first: {skipped[0]}); nothing written", file=sys.stderr)
+        return 1
+    converted = {n: files.notes[n] for n in names if n in files.notes}
+    manifest = {"source": str(args.hq), "seed": args.seed, "preset": args.preset, "size": args.size,
+                "flip_prob": 0.0, "images": len(names) - len(skipped), "skipped": skipped, "converted": converted}
+    (args.out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    print(f"wrote {len(names) - len(skipped)} HQ/LQ pairs to {args.out} (seed {args.seed}); "
+          f"{len(skipped)} unreadable file(s) skipped{': ' + ', '.join(skipped) if skipped else ''}"
+          + (f"; {len(converted)} converted on decoding (listed in manifest.json: {next(iter(converted.values()))}"
+             f"{' …' if len(converted) > 1 else ''})" if converted else ""))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 2)[2],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("hq", type=path_arg, help="folder or .zip of HQ faces (PNG/JPEG)")
@@ -61,7 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=512, help="side of the square images (default 512)")
     parser.add_argument("--preset", default="ffhq512", choices=sorted(PRESETS), help="eq. 19 preset (default ffhq512)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N images (sorted by name)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace):
+    """Every argument and path, before anything is written: (the HQ files, the names used, their output stems)."""
     if args.seed < 0:
         parser.error(f"--seed must be >= 0; got {args.seed}")
     if args.size < 8:
@@ -77,39 +110,21 @@ def main(argv: list[str] | None = None) -> int:
         if (args.out / "manifest.json").exists():
             parser.error(f"OUT {str(args.out)!r} already holds a test set (manifest.json); choose another folder "
                          "(a rerun with the same seed would write the same files)")
+    return files, names, stems
 
-    config = dataclasses.replace(PRESETS[args.preset], flip_prob=0.0)  # a flip is augmentation, not degradation
-    skipped = []
-    for i, name in enumerate(tqdm(names, desc="make_testset", unit="img")):
-        try:
-            hq = files.read(i)
-        except ImageError as err:
-            skipped.append(name)
-            tqdm.write(f"skipped: {err}")
-            continue
-        seed = sample_seed(args.seed, name)
-        generator = torch.Generator().manual_seed(seed)
-        _, lq, params = degrade(to_float(hq[None]), config, generator=generator)
-        stem = stems[i]
-        for sub, image in (("hq", hq), ("lq", lq[0])):
-            (args.out / sub / stem).parent.mkdir(parents=True, exist_ok=True)
-            save_png(image, args.out / sub / f"{stem}.png")
-        record = params_record(name, seed, args.preset, params)
-        (args.out / "params" / stem).parent.mkdir(parents=True, exist_ok=True)
-        (args.out / "params" / f"{stem}.json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
-    if len(skipped) == len(names):  # nothing was written: no manifest of an empty set
-        print(f"make_testset.py: error: none of the {len(names)} image(s) in {args.hq} could be decoded "
-              f"(the first: {skipped[0]}); nothing written", file=sys.stderr)
-        return 1
-    converted = {n: files.notes[n] for n in names if n in files.notes}
-    manifest = {"source": str(args.hq), "seed": args.seed, "preset": args.preset, "size": args.size,
-                "flip_prob": 0.0, "images": len(names) - len(skipped), "skipped": skipped, "converted": converted}
-    (args.out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    print(f"wrote {len(names) - len(skipped)} HQ/LQ pairs to {args.out} (seed {args.seed}); "
-          f"{len(skipped)} unreadable file(s) skipped{': ' + ', '.join(skipped) if skipped else ''}"
-          + (f"; {len(converted)} converted on decoding (listed in manifest.json: {next(iter(converted.values()))}"
-             f"{' …' if len(converted) > 1 else ''})" if converted else ""))
-    return 0
+
+def write_pair(args, config, name: str, stem: str, hq: torch.Tensor) -> None:
+    """Degrade one HQ image from its own seed (eq. 19) and write hq/STEM.png, lq/STEM.png, params/STEM.json."""
+    seed = sample_seed(args.seed, name)
+    generator = torch.Generator().manual_seed(seed)
+    _, lq, params = degrade(to_float(hq[None]), config, generator=generator)
+    for sub, image in (("hq", hq), ("lq", lq[0])):
+        (args.out / sub / stem).parent.mkdir(parents=True, exist_ok=True)
+        save_png(image, args.out / sub / f"{stem}.png")
+    record = params_record(name, seed, args.preset, params)
+    (args.out / "params" / stem).parent.mkdir(parents=True, exist_ok=True)
+    (args.out / "params" / f"{stem}.json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -39,6 +39,7 @@ import shlex
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make `full` importable
@@ -48,6 +49,7 @@ import torch  # noqa: E402
 
 from full.common import degrade_fn_of  # noqa: E402
 from full.config import load_config  # noqa: E402
+from pi2sb_lab.checkpoint import checkpoint_path  # noqa: E402
 from pi2sb_lab.data.images import ImageFiles, ImageFolder, save_png, to_float  # noqa: E402
 from pi2sb_lab.data.photos import write_photo_set  # noqa: E402
 from pi2sb_lab.nets import seeded  # noqa: E402
@@ -140,76 +142,118 @@ def picture(folders: list[Path], names: list[str], path: Path) -> None:
     save_image((make_grid(torch.stack(tiles), nrow=len(folders), padding=2, pad_value=1.0) + 1) / 2, path)
 
 
+@dataclass
+class Run:
+    """One `make photos` run: its folders, its log, and what the report lists (wall times, commands)."""
+
+    args: argparse.Namespace
+    out: Path
+    times: dict = field(default_factory=dict)
+    commands: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.log = self.out / "photos.log"
+        self.data, self.testset = self.out / "data", self.out / "testset"  # photo set; make_testset's output
+        self.bridge, self.restored = self.out / "bridge", self.out / "restored"  # full/train.py run; its restore
+        self.regression = self.out / "regression"  # the regression U-Net's restored tiles
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    out = args.out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    log = out / "photos.log"
-    data, testset = out / "data", out / "testset"
-    times: dict[str, float] = {}
-    commands: list[str] = []
+    r = Run(args, args.out.resolve())
+    r.out.mkdir(parents=True, exist_ok=True)
     wall = time.perf_counter()
+    manifest, niqe_file = make_data(r)
+    cfg = train_bridge(r)
+    restore_bridge(r)
+    fit_and_apply_regression(r, cfg)
+    metrics, rows = score(r, niqe_file)
+    names = sorted(ImageFiles(r.testset / "hq", None).names)
+    shown = [n for n in names if n.endswith("r1c1.png")][:4] + [n for n in names if n.endswith("r0c2.png")][:2]
+    picture([r.testset / "lq", r.restored, r.regression, r.testset / "hq"], shown, r.out / "photos.png")
+    r.times["total"] = time.perf_counter() - wall
+    lines = report(r, manifest, metrics.split(","), rows)
+    (r.out / "photos.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"picture: {r.out / 'photos.png'} (rows: LQ | bridge | regression | HQ)")
+    return 0
 
+
+def make_data(r: Run) -> tuple[dict, Path]:
+    """Step 1: the photo set, its degraded test set and the NIQE model (each skipped when it exists)."""
     start = time.perf_counter()
-    if not (data / "manifest.json").is_file():
-        manifest = write_photo_set(data, tile=args.tile, train_crops=args.crops)
-    manifest = json.loads((data / "manifest.json").read_text())
-    if not (testset / "manifest.json").is_file():
-        run(["full/make_testset.py", str(data / "test"), str(testset), "--size", str(args.tile),
-             "--preset", args.preset], log)
-    niqe_file = out / "niqe_photos.npz"
+    if not (r.data / "manifest.json").is_file():
+        write_photo_set(r.data, tile=r.args.tile, train_crops=r.args.crops)
+    manifest = json.loads((r.data / "manifest.json").read_text())
+    if not (r.testset / "manifest.json").is_file():
+        run(["full/make_testset.py", str(r.data / "test"), str(r.testset), "--size", str(r.args.tile),
+             "--preset", r.args.preset], r.log)
+    niqe_file = r.out / "niqe_photos.npz"
     if not niqe_file.is_file():
-        fit_niqe(data / "train", niqe_file)
-    times["data"] = time.perf_counter() - start
+        fit_niqe(r.data / "train", niqe_file)
+    r.times["data"] = time.perf_counter() - start
+    return manifest, niqe_file
 
-    bridge = out / "bridge"
-    overrides = [f"data={data / 'train'}", f"image_size={args.tile}", f"net={args.net}",
+
+def train_bridge(r: Run):
+    """Step 2: full/train.py under torchrun (resumed when a run was cut short); returns its resolved config."""
+    args = r.args
+    overrides = [f"data={r.data / 'train'}", f"image_size={args.tile}", f"net={args.net}",
                  f"degradation={args.preset}", f"batch_size={args.batch_size}", f"lr={args.lr}",
                  f"total_steps={args.steps}", "lr_warmup_steps=50", f"checkpoint_every={max(1, args.steps // 3)}",
                  f"image_every={max(1, args.steps // 3)}", f"log_every={max(1, args.steps // 30)}",
-                 "ot_ode=false", "progress=false", f"run_dir={bridge}", *args.extra]
+                 "ot_ode=false", "progress=false", f"run_dir={r.bridge}", *args.extra]
     train_cmd = ["full/train.py", args.variant, *overrides]
-    commands.append(shlex.join(["torchrun", f"--nproc_per_node={args.nproc}", *train_cmd]))
-    if not (bridge / f"checkpoint-{args.steps:09d}.pt").is_file():
-        times["train bridge"] = run(train_cmd + (["--resume"] if (bridge / "config.json").exists() else []), log,
-                                    args.nproc)
-    cfg = load_config(args.variant, overrides)
+    r.commands.append(shlex.join(["torchrun", f"--nproc_per_node={args.nproc}", *train_cmd]))
+    if not checkpoint_path(r.bridge, args.steps).is_file():
+        r.times["train bridge"] = run(train_cmd + (["--resume"] if (r.bridge / "config.json").exists() else []),
+                                      r.log, args.nproc)
+    return load_config(args.variant, overrides)
 
-    restored = out / "restored"
-    restore_cmd = ["full/restore.py", str(bridge), str(testset / "lq"), str(restored), "--nfe", str(args.nfe),
-                   "--params", str(testset / "params"), *([] if args.sde else ["--ot-ode"])]
-    commands.append(shlex.join(["torchrun", f"--nproc_per_node={args.nproc}", *restore_cmd]))
-    if not (restored / "restore.json").is_file() or not json.loads((restored / "restore.json").read_text())["complete"]:
-        times["restore"] = run(restore_cmd, log, args.nproc)
 
-    regression = out / "regression"
-    if not (regression / "done").is_file():
-        start = time.perf_counter()
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        model = train_regression(cfg, threads=1, device=device)  # 2 threads on a loaded machine: 47 s/step
-        apply_regression(model, testset / "lq", regression, device)
-        (regression / "done").write_text("")
-        times["train + apply regression"] = time.perf_counter() - start
+def restore_bridge(r: Run) -> None:
+    """Step 3: full/restore.py on the held-out LQ tiles (skipped when a complete restore.json exists)."""
+    args = r.args
+    restore_cmd = ["full/restore.py", str(r.bridge), str(r.testset / "lq"), str(r.restored), "--nfe", str(args.nfe),
+                   "--params", str(r.testset / "params"), *([] if args.sde else ["--ot-ode"])]
+    r.commands.append(shlex.join(["torchrun", f"--nproc_per_node={args.nproc}", *restore_cmd]))
+    record = r.restored / "restore.json"
+    if not record.is_file() or not json.loads(record.read_text())["complete"]:
+        r.times["restore"] = run(restore_cmd, r.log, args.nproc)
 
+
+def fit_and_apply_regression(r: Run, cfg) -> None:
+    """Step 4: the regression U-Net, trained in-process and applied to the LQ tiles (skipped when done)."""
+    if (r.regression / "done").is_file():
+        return
+    start = time.perf_counter()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = train_regression(cfg, threads=1, device=device)  # 2 threads on a loaded machine: 47 s/step
+    apply_regression(model, r.testset / "lq", r.regression, device)
+    (r.regression / "done").write_text("")
+    r.times["train + apply regression"] = time.perf_counter() - start
+
+
+def score(r: Run, niqe_file: Path) -> tuple[str, dict]:
+    """Step 5: full/evaluate.py on LQ, bridge and regression against the HQ tiles; (metrics, rows by label)."""
     from pi2sb_lab.metrics import lpips_backbone_file
 
     metrics = "psnr,ssim,niqe" + (",lpips" if lpips_backbone_file("alex").is_file() else "")
     rows = {}
     start = time.perf_counter()
-    for label, folder in (("LQ (input)", testset / "lq"), (f"bridge ({args.variant}, NFE {args.nfe})", restored),
-                          ("regression U-Net", regression)):
-        scored = out / "metrics" / folder.name
-        run(["full/evaluate.py", str(folder), "--hq", str(testset / "hq"), "--metrics", metrics,
-             "--niqe-model", str(niqe_file), "--out", str(scored), "--label", label], log)
+    for label, folder in (("LQ (input)", r.testset / "lq"), (f"bridge ({r.args.variant}, NFE {r.args.nfe})",
+                                                              r.restored), ("regression U-Net", r.regression)):
+        scored = r.out / "metrics" / folder.name
+        run(["full/evaluate.py", str(folder), "--hq", str(r.testset / "hq"), "--metrics", metrics,
+             "--niqe-model", str(niqe_file), "--out", str(scored), "--label", label], r.log)
         rows[label] = json.loads((scored / "metrics.json").read_text())["metrics"]
-    times["evaluate"] = time.perf_counter() - start
+    r.times["evaluate"] = time.perf_counter() - start
+    return metrics, rows
 
-    names = sorted(ImageFiles(testset / "hq", None).names)
-    shown = [n for n in names if n.endswith("r1c1.png")][:4] + [n for n in names if n.endswith("r0c2.png")][:2]
-    picture([testset / "lq", restored, regression, testset / "hq"], shown, out / "photos.png")
-    times["total"] = time.perf_counter() - wall
 
-    cols = metrics.split(",")
+def report(r: Run, manifest: dict, cols: list[str], rows: dict) -> list[str]:
+    """Step 6: photos.md's lines: the table, the gains over the LQ input, the commands and the wall times."""
+    args = r.args
     arrows = {"psnr": "PSNR↑", "ssim": "SSIM↑", "niqe": "NIQE↓", "lpips": "LPIPS↓"}
     lines = [f"Held-out photographs {', '.join(manifest['test_photos'])}: {manifest['test_tiles']} tiles of "
              f"{args.tile}², degraded once by eq. 19 ({args.preset}); trained on {manifest['train_crops']} crops of "
@@ -224,13 +268,10 @@ def main(argv: list[str] | None = None) -> int:
                      f"{rows[label]['ssim'] - lq['ssim']:+.4f} over the LQ input.")
     load = os.getloadavg()
     lines += ["", "Commands (beside the data set and the regression, which run in-process):", "",
-              *[f"    {c}" for c in commands], "",
-              "Wall time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in times.items() if v > 1) +
+              *[f"    {c}" for c in r.commands], "",
+              "Wall time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in r.times.items() if v > 1) +
               f"; {os.cpu_count()} cores, load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}."]
-    (out / "photos.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    print(f"picture: {out / 'photos.png'} (rows: LQ | bridge | regression | HQ)")
-    return 0
+    return lines
 
 
 if __name__ == "__main__":

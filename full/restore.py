@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make `full` importable
@@ -214,66 +215,22 @@ def main(argv: list[str] | None = None) -> int:
     ckpt, cfg, files, helpers = check_args(parser, args)
     device = dist.init(args.device)
     try:
-        model = load_net(as_parameterization(network_of(cfg), schedule_of(cfg)), ckpt, args.weights, device)
-        estimator = denoiser = None
-        if "estimator" in helpers:
-            est, est_cfg = helpers["estimator"]
-            estimator = load_net(estimator_of(est_cfg), est, "ema", device)
-        if "prior" in helpers:  # Noise-I2SB's Denoise(x̂; λ): DDIM from where the prior's σ/α = λ
-            prior, prior_cfg = helpers["prior"]
-            denoiser = DDIMDenoiser(load_net(prior_of(prior_cfg), prior, "ema", device), VPSchedule(),
-                                    nfe=args.prior_nfe)
-        strategy, conditioning, schedule = strategy_of(cfg, denoiser), conditioning_of(cfg), schedule_of(cfg)
+        restorer = load_restorer(args, ckpt, cfg, helpers, device)
         settings = settings_of(args, ckpt, cfg, helpers)
         if dist.is_main():  # before any image: every PNG in OUT is then covered by this record
             args.out.mkdir(parents=True, exist_ok=True)
             write_record(args.out, {**settings, "input": str(args.input), "complete": False})
-        stems = args.stems  # checked: inside OUT, one input per name
-        todo = [i for i, s in enumerate(stems) if not (args.out / f"{s}.png").exists()]
-        mine = todo[dist.rank()::dist.world_size()]
+        todo = [i for i, s in enumerate(args.stems) if not (args.out / f"{s}.png").exists()]
         dist.barrier()  # every rank has listed what is left before any rank writes a file
         dist.print0(f"restoring {len(todo)} of {len(files)} images ({len(files) - len(todo)} already done) with "
                     f"{ckpt.path.name} ({args.weights}, step {ckpt.step}), NFE {args.nfe}"
                     f"{', OT-ODE' if args.ot_ode else ''}, {dist.world_size()} rank(s) on {device}")
-        skipped, done = [], 0
-        bar = tqdm(total=len(mine), unit="img", desc="restore", disable=not dist.is_main())
-        for start in range(0, len(mine), args.batch_size):
-            batch, images, vectors = [], [], []
-            for i in mine[start:start + args.batch_size]:
-                try:
-                    image = files.read(i)
-                    vector = params_vector(args.params, stems[i]) if conditioning.da and estimator is None else None
-                except (ImageError, OSError, KeyError, ValueError) as err:
-                    skipped.append(f"{files.names[i]}: {err}")
-                    continue
-                batch.append(i)
-                images.append(image)
-                vectors.append(vector)
-            if batch:
-                y = to_float(torch.stack(images)).to(device)
-                degradation = None
-                if conditioning.da:
-                    degradation = estimator.predict(y) if estimator is not None else torch.stack(vectors).to(device)
-                result = restore(model, y, schedule, strategy, nfe=args.nfe, ot_ode=args.ot_ode, eta=cfg.eta,
-                                 conditioning=conditioning, degradation=degradation,
-                                 seed=[sample_seed(args.seed, files.names[i]) for i in batch], clamp=(-1, 1))
-                for k, i in enumerate(batch):
-                    (args.out / stems[i]).parent.mkdir(parents=True, exist_ok=True)
-                    save_png(result.x[k], args.out / f"{stems[i]}.png")
-                done += len(batch)
-            bar.update(len(mine[start:start + args.batch_size]))
-        bar.close()
+        skipped, done = restore_share(args, files, todo[dist.rank()::dist.world_size()], restorer, device)
         if dist.world_size() > 1:
             parts = dist.all_gather_object({"skipped": skipped, "done": done})
             skipped, done = sorted(s for p in parts for s in p["skipped"]), sum(p["done"] for p in parts)
         if dist.is_main():
-            args.out.mkdir(parents=True, exist_ok=True)
-            if skipped:
-                (args.out / "skipped.txt").write_text("".join(s + "\n" for s in skipped))
-            write_record(args.out, {**settings, "input": str(args.input), "complete": True,
-                                    "restored_now": done, "skipped": skipped})
-            print(f"restored {done} image(s) into {args.out}; {len(skipped)} unreadable input(s) skipped"
-                  + (f" (listed in {args.out / 'skipped.txt'})" if skipped else ""))
+            finish(args, settings, skipped, done)
     finally:
         dist.cleanup()
     if todo and done == 0:  # a run that restored nothing is not a success
@@ -281,6 +238,78 @@ def main(argv: list[str] | None = None) -> int:
               f"{skipped[0] if skipped else 'unknown'}", file=sys.stderr)
         return 1
     return 0
+
+
+@dataclass(frozen=True)
+class Restorer:
+    """What restores a batch: the bridge's network, its schedule, strategy and condition, and the
+    degradation estimator when the condition needs the eq. 19 vector and none is given."""
+
+    model: torch.nn.Module
+    schedule: object
+    strategy: object
+    conditioning: object
+    estimator: torch.nn.Module | None
+    eta: float
+
+
+def load_restorer(args, ckpt, cfg, helpers: dict, device) -> Restorer:
+    """The checkpoint's network (EMA or raw weights) and the helper networks it needs, on ``device``."""
+    model = load_net(as_parameterization(network_of(cfg), schedule_of(cfg)), ckpt, args.weights, device)
+    estimator = denoiser = None
+    if "estimator" in helpers:
+        est, est_cfg = helpers["estimator"]
+        estimator = load_net(estimator_of(est_cfg), est, "ema", device)
+    if "prior" in helpers:  # Noise-I2SB's Denoise(x̂; λ): DDIM from where the prior's σ/α = λ
+        prior, prior_cfg = helpers["prior"]
+        denoiser = DDIMDenoiser(load_net(prior_of(prior_cfg), prior, "ema", device), VPSchedule(),
+                                nfe=args.prior_nfe)
+    return Restorer(model, schedule_of(cfg), strategy_of(cfg, denoiser), conditioning_of(cfg), estimator, cfg.eta)
+
+
+def restore_share(args, files, mine: list[int], r: Restorer, device) -> tuple[list[str], int]:
+    """Restore this rank's inputs ``mine`` in batches, writing OUT/STEM.png; (unreadable inputs, images done)."""
+    stems = args.stems  # checked: inside OUT, one input per name
+    skipped, done = [], 0
+    bar = tqdm(total=len(mine), unit="img", desc="restore", disable=not dist.is_main())
+    for start in range(0, len(mine), args.batch_size):
+        batch, images, vectors = [], [], []
+        for i in mine[start:start + args.batch_size]:
+            try:
+                image = files.read(i)
+                vector = params_vector(args.params, stems[i]) if r.conditioning.da and r.estimator is None else None
+            except (ImageError, OSError, KeyError, ValueError) as err:
+                skipped.append(f"{files.names[i]}: {err}")
+                continue
+            batch.append(i)
+            images.append(image)
+            vectors.append(vector)
+        if batch:
+            y = to_float(torch.stack(images)).to(device)
+            degradation = None
+            if r.conditioning.da:
+                degradation = r.estimator.predict(y) if r.estimator is not None else torch.stack(vectors).to(device)
+            result = restore(r.model, y, r.schedule, r.strategy, nfe=args.nfe, ot_ode=args.ot_ode, eta=r.eta,
+                             conditioning=r.conditioning, degradation=degradation,
+                             seed=[sample_seed(args.seed, files.names[i]) for i in batch], clamp=(-1, 1))
+            for k, i in enumerate(batch):
+                (args.out / stems[i]).parent.mkdir(parents=True, exist_ok=True)
+                save_png(result.x[k], args.out / f"{stems[i]}.png")
+            done += len(batch)
+        bar.update(len(mine[start:start + args.batch_size]))
+    bar.close()
+    return skipped, done
+
+
+def finish(args, settings: dict, skipped: list[str], done: int) -> None:
+    """Rank 0: skipped.txt, the completed restore.json, and the summary line."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    if skipped:
+        (args.out / "skipped.txt").write_text("".join(s + "\n" for s in skipped))
+    write_record(args.out, {**settings, "input": str(args.input), "complete": True,
+                            "restored_now": done, "skipped": skipped})
+    print(f"restored {done} image(s) into {args.out}; {len(skipped)} unreadable input(s) skipped"
+          + (f" (listed in {args.out / 'skipped.txt'})" if skipped else ""))
 
 
 if __name__ == "__main__":

@@ -55,6 +55,17 @@ def describe(value) -> object:
     return f"{getattr(value, '__module__', type(value).__module__)}.{name}"
 
 
+def describe_run(settings, **objects) -> dict:
+    """The run's arguments as JSON-like values for config.json: ``objects`` (model, dataset, pair_fn, schedule,
+    callback) described by :func:`describe`, beside the settings; in the order training_loop once took them."""
+    run = {k: v for k, v in objects.items() if k != "callback"}
+    for name, value in settings.as_dict().items():
+        if name == "callback_every":
+            run["callback"] = objects.get("callback")
+        run[name] = value
+    return {name: describe(value) for name, value in run.items()}
+
+
 def rewrite_log(log_path: Path, last_step: int) -> None:
     """Drop log rows past ``last_step`` (written after the checkpoint a killed run resumes from)."""
     if not log_path.is_file():

@@ -44,11 +44,12 @@ from . import dist
 from .checkpoint import check_config, latest_checkpoint, model_fingerprint
 from .ema import EMA
 from .objective import BridgeObjective
-from .run_folder import append_log, describe, open_run, write_checkpoint
+from .optimizer import OPTIMIZER_KINDS, build_optimizer
+from .run_folder import append_log, describe_run, open_run, write_checkpoint
 from .schedule import Schedule
 from .supervised import SupervisedObjective, fit_supervised
 from .train_checks import NonFiniteLossError, check_finite_data, check_finite_steps, grad_norm
-from .train_settings import FIELDS, LR_DECAYS, TrainSettings
+from .train_settings import LR_DECAYS, TrainSettings
 
 # Public names that live in their own modules now; ``from pi2sb_lab.train import X`` keeps working.
 __all__ = ["EMA", "LR_DECAYS", "NonFiniteLossError", "OPTIMIZER_KINDS", "Objective", "PairFn", "SupervisedObjective",
@@ -122,38 +123,6 @@ def _step_seeds(seed: int, rank: int, step: int) -> list[int]:
     return [int(s) >> 1 for s in np.random.SeedSequence([seed, rank, step]).generate_state(3, dtype=np.uint64)]
 
 
-OPTIMIZER_KINDS = ("fused", "foreach", "single-tensor")  # torch's AdamW implementations, fastest first
-
-
-def _runs(kind: str, device: torch.device, dtype: torch.dtype) -> bool:
-    """Whether AdamW's ``kind`` implementation steps a tensor of ``dtype`` on ``device`` in this build
-    (tried on one element: torch checks the fused kernel's device and dtype only at the first step)."""
-    probe = torch.zeros(1, device=device, dtype=dtype, requires_grad=True)
-    probe.grad = torch.ones_like(probe)
-    try:
-        torch.optim.AdamW([probe], lr=1e-3, **{kind: True}).step()
-    except (RuntimeError, NotImplementedError, TypeError):
-        return False
-    return True
-
-
-def build_optimizer(params: list[torch.Tensor], *, lr: float, betas: tuple[float, float], weight_decay: float,
-                    device: torch.device) -> tuple[torch.optim.AdamW, str]:
-    """AdamW in the fastest implementation this build runs for ``params`` on ``device``: (optimizer, kind).
-
-    ``kind`` is one of ``OPTIMIZER_KINDS``: "fused" (one kernel per step over every tensor, on the CPU
-    and CUDA since torch 2.4; several times faster than "foreach" for adm512 on a CPU, which makes a pass
-    over the parameters per operation: docs/performance.md), else "foreach", else "single-tensor" (a
-    Python loop over the tensors).
-    The kinds round differently, so a run records its kind in config.json and a resumed run equals an
-    uninterrupted one bit for bit when both chose the same kind (a change is warned about on resume).
-    """
-    dtypes = {p.dtype for p in params} or {torch.float32}
-    kind = next((k for k in OPTIMIZER_KINDS[:2] if all(_runs(k, device, d) for d in dtypes)), "single-tensor")
-    flags = {"fused": dict(fused=True), "foreach": dict(foreach=True), "single-tensor": dict(foreach=False)}[kind]
-    return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay, **flags), kind
-
-
 def _build_objective(objective, schedule, ot_ode, grid, grid_nfe):
     if objective is None:
         if schedule is None:
@@ -215,7 +184,9 @@ def training_loop(
     its step and the last finite loss; detected when the step's losses are gathered, at the next log row,
     checkpoint or callback, so the loop needs no host sync per step, and before anything is written).
     """
-    s = _settings(settings, changes, callback)
+    s = TrainSettings.resolve(settings, changes)
+    if callback is not None and s.callback_every is None:
+        raise ValueError("callback_every must be an int >= 1 when a callback is given; got None")
     total_steps, lr = s.steps, float(s.lr)
     fingerprint = check_config(fingerprint, "fingerprint")
     objective = _build_objective(objective, schedule, s.ot_ode, s.grid, s.grid_nfe)
@@ -230,7 +201,8 @@ def training_loop(
                          f"{world} × {s.grad_accum}")
     use_bf16 = device.type == "cuda" if s.bf16 is None else s.bf16
     # The whole run as one dict (config.json), as NVlabs/edm does.
-    config = check_config(dict(_describe_run(s, model, dataset, pair_fn, schedule, callback),
+    config = check_config(dict(describe_run(s, model=model, dataset=dataset, pair_fn=pair_fn, schedule=schedule,
+                                            callback=callback),
                                objective=objective.describe(), extra=check_config(config, "config"),
                                world_size=world, micro_batch=micro, version=__version__))
 
@@ -336,24 +308,3 @@ def training_loop(
             bar.close()
     return TrainResult(model=model, ema=ema.ema_model, losses=losses, steps=step, samples_seen=samples_seen,
                        run_dir=run_dir)
-
-
-def _settings(settings: TrainSettings | None, changes: dict, callback) -> TrainSettings:
-    """The run's settings: ``settings`` with ``changes`` (TrainSettings fields by name), checked."""
-    unknown = sorted(set(changes) - set(FIELDS))
-    if unknown:
-        raise TypeError(f"training_loop() got unknown settings {unknown}; the settings are {list(FIELDS)}")
-    s = TrainSettings(**changes) if settings is None else settings.replace(**changes) if changes else settings
-    if callback is not None and s.callback_every is None:
-        raise ValueError(f"callback_every must be an int >= 1 when a callback is given; got {s.callback_every!r}")
-    return s
-
-
-def _describe_run(s: TrainSettings, model, dataset, pair_fn, schedule, callback) -> dict:
-    """The run's arguments as JSON-like values, in training_loop's order of old (config.json)."""
-    run = dict(model=model, dataset=dataset, pair_fn=pair_fn, schedule=schedule)
-    for name, value in s.as_dict().items():
-        if name == "callback_every":
-            run["callback"] = callback
-        run[name] = value
-    return {name: describe(value) for name, value in run.items()}

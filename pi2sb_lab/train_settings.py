@@ -111,6 +111,16 @@ class TrainSettings:
             return lr * (self.lr_final + (1 - self.lr_final) * 0.5 * (1 + math.cos(math.pi * progress)))
         return lr
 
+    @classmethod
+    def resolve(cls, settings: "TrainSettings | None", changes: dict) -> "TrainSettings":
+        """``settings`` with ``changes`` (fields by name, e.g. ``training_loop``'s keywords), checked."""
+        unknown = sorted(set(changes) - set(FIELDS))
+        if unknown:
+            raise TypeError(f"unknown training settings {unknown}; the settings are {list(FIELDS)}")
+        if settings is None:
+            return cls(**changes)
+        return settings.replace(**changes) if changes else settings
+
     def replace(self, **changes) -> "TrainSettings":
         """A copy with ``changes`` (checked again)."""
         return dataclasses.replace(self, **changes)

@@ -31,7 +31,7 @@ from pi2sb_lab.nets.classifier import DigitClassifier
 from pi2sb_lab.nets.denoiser import ImageDenoiser
 from pi2sb_lab.parameterization import X0Param
 
-TINY = MNISTConfig(steps=3, batch_size=8, warmup_steps=0, train_size=64, partners=1, eval_size=16, nfe=3,
+TINY = MNISTConfig(steps=3, batch_size=8, lr_warmup_steps=0, train_size=64, partners=1, eval_size=16, nfe=3,
                    classifier_epochs=1, estimator_steps=2, denoiser_steps=2)
 
 
@@ -218,7 +218,7 @@ def test_resuming_into_another_variants_folder_is_refused(tmp_path, pool):
     from pi2sb_lab.checkpoint import CheckpointMismatchError
     from pi2sb_lab.experiments.mnist import SeedComponents, train_variant
 
-    config = MNISTConfig(steps=2, batch_size=8, warmup_steps=0, train_size=64)
+    config = MNISTConfig(steps=2, batch_size=8, lr_warmup_steps=0, train_size=64)
     parts = SeedComponents(pool, None, None, None, None, 0.0)
     folder = tmp_path / "seed0" / "res"
     vanilla = train_variant(VARIANTS["a-vanilla"], parts, config, seed=0, run_dir=folder, progress=False)

@@ -24,8 +24,10 @@ def test_fused_is_chosen_on_the_cpu_when_the_build_has_it():
 
 @pytest.mark.parametrize("missing, expected", [({"fused"}, "foreach"), ({"fused", "foreach"}, "single-tensor")])
 def test_a_build_without_the_faster_kinds_falls_back(monkeypatch, missing, expected):
-    real = train._runs
-    monkeypatch.setattr(train, "_runs", lambda kind, device, dtype: kind not in missing and real(kind, device, dtype))
+    from pi2sb_lab import optimizer as optimizer_module
+
+    real = optimizer_module._runs
+    monkeypatch.setattr(optimizer_module, "_runs", lambda kind, device, dtype: kind not in missing and real(kind, device, dtype))
     optimizer, kind = train.build_optimizer(_params(), lr=1e-3, betas=(0.9, 0.999), weight_decay=0.0,
                                             device=torch.device("cpu"))
     group = optimizer.param_groups[0]

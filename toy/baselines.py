@@ -74,7 +74,7 @@ def names_type(check, what: str):
 
 # --------------------------------------------------------------------------- fig8 and table6
 
-QUICK_OPERATORS = dict(steps=12, batch_size=16, warmup_steps=2, train_size=256, eval_size=16, classifier_epochs=1)
+QUICK_OPERATORS = dict(steps=12, batch_size=16, lr_warmup_steps=2, train_size=256, eval_size=16, classifier_epochs=1)
 
 
 def add_operator_study(p: argparse.ArgumentParser, *, operators, models, nfes) -> None:
@@ -159,7 +159,7 @@ def prepare_operator_study(args):
 
 # --------------------------------------------------------------------------- odedit
 
-QUICK_EDIT = dict(prior_steps=12, batch_size=16, warmup_steps=2, train_size=256, eval_size=8, classifier_epochs=1,
+QUICK_EDIT = dict(prior_steps=12, batch_size=16, lr_warmup_steps=2, train_size=256, eval_size=8, classifier_epochs=1,
                   sdedit_nfe=4, odedit_nfe=4)
 
 
@@ -225,7 +225,7 @@ def prepare_odedit(args):
 
 # --------------------------------------------------------------------------- budget
 
-QUICK_BUDGET = dict(batch_size=16, warmup_steps=2, train_size=256, partners=1, eval_size=16, nfe=3,
+QUICK_BUDGET = dict(batch_size=16, lr_warmup_steps=2, train_size=256, partners=1, eval_size=16, nfe=3,
                     classifier_epochs=1, estimator_steps=10, denoiser_steps=10)
 
 

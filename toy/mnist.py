@@ -49,7 +49,7 @@ from pi2sb_lab.notebook import resolve_device  # noqa: E402
 from pi2sb_lab.viz import savefig  # noqa: E402
 
 # --quick: every stage runs, on tiny sizes (the test suite's smoke run).
-QUICK = dict(steps=20, batch_size=16, warmup_steps=2, train_size=256, partners=1, eval_size=32, nfe=4,
+QUICK = dict(steps=20, batch_size=16, lr_warmup_steps=2, train_size=256, partners=1, eval_size=32, nfe=4,
              classifier_epochs=1, estimator_steps=20, denoiser_steps=20)
 # Command-line flag -> MNISTConfig field (None on the command line: the default, or --quick's value).
 FIELDS = {"steps": "steps", "batch_size": "batch_size", "lr": "lr", "nfe": "nfe", "eval_size": "eval_size",

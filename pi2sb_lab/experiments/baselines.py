@@ -44,7 +44,8 @@ from ..operators import I2SB_OPERATORS, get_operator
 from ..parameterization import EpsParam
 from ..pipeline import degrade_pair_fn, restore
 from ..schedule import GRIDS, SymmetricSchedule
-from ..train import training_loop
+from .._checks import check_real
+from ..train import TrainSettings, training_loop
 from .cells import CpuClock, check_seeds, run_cells
 from .mnist import CLASSIFIER_SEED, TEST_DEGRADATION_SEED, TestSet
 from .mnist_eval import ImageMetrics, evaluate_restored
@@ -93,7 +94,7 @@ def check_models(names: Sequence[str]) -> list[str]:
 @dataclasses.dataclass(frozen=True)
 class BaselineConfig:
     """Settings shared by every cell. Training: ``steps`` × ``batch_size``, AdamW at ``lr`` with
-    ``warmup_steps``, EMA ``ema_decay``; the bridge's symmetric schedule (``beta_min``, ``beta_max``) and the
+    ``lr_warmup_steps``, EMA ``ema_decay``; the bridge's symmetric schedule (``beta_min``, ``beta_max``) and the
     VP schedule (``vp_beta_min``, ``vp_beta_max``); sampling on ``grid``; Palette's ``clip_x0``.
     Data: ``train_size`` clean training digits (None: all 4,000), ``eval_size`` held-out digits."""
 
@@ -101,7 +102,7 @@ class BaselineConfig:
     steps: int = 200
     batch_size: int = 32
     lr: float = 2e-3
-    warmup_steps: int = 20
+    lr_warmup_steps: int = 20
     ema_decay: float = 0.98
     beta_min: float = 0.1
     beta_max: float = 0.3
@@ -127,9 +128,14 @@ class BaselineConfig:
             raise ValueError(f"net must be one of {sorted(CONFIGS)}; got {self.net!r}")
         if self.grid not in GRIDS:
             raise ValueError(f"grid must be one of {list(GRIDS)}; got {self.grid!r}")
-        if not (self.lr > 0 and 0 <= self.ema_decay < 1 and self.warmup_steps >= 0 and self.clip_x0 > 0):
-            raise ValueError(f"need lr > 0, 0 <= ema_decay < 1, warmup_steps >= 0, clip_x0 > 0; got lr={self.lr}, "
-                             f"ema_decay={self.ema_decay}, warmup_steps={self.warmup_steps}, clip_x0={self.clip_x0}")
+        check_real("clip_x0", self.clip_x0, low=0, low_open=True)
+        self.train_settings()  # lr, lr_warmup_steps, ema_decay: checked where the loop's settings are
+
+    def train_settings(self, **runtime) -> TrainSettings:
+        """The training loop's settings from this config (steps × ``batch_size`` at ``lr``, warm-up, EMA);
+        ``runtime``: what a run adds (seed, device, run_dir, …) or replaces."""
+        return TrainSettings(**{"total_steps": self.steps, "batch_size": self.batch_size, "lr": self.lr,
+                                "lr_warmup_steps": self.lr_warmup_steps, "ema_decay": self.ema_decay, **runtime})
 
     def bridge_schedule(self) -> SymmetricSchedule:
         return SymmetricSchedule(self.beta_min, self.beta_max)
@@ -179,11 +185,9 @@ def train_model(kind: ModelKind, operator: str, config: BaselineConfig, *, seed:
         schedule = config.vp_schedule()
         net = seeded(lambda: UNet.from_config(config.net, cond_channels=1), seed)
         objective = PaletteObjective(schedule, prediction=kind.prediction)
-    result = training_loop(model=net, objective=objective, dataset=images, pair_fn=pair_fn,
-                           total_steps=config.steps, batch_size=config.batch_size, lr=config.lr,
-                           lr_warmup_steps=config.warmup_steps, ema_decay=config.ema_decay, seed=seed,
-                           device=str(device), run_dir=run_dir, resume=run_dir is not None,
-                           log_every=max(1, config.steps // 10), progress=progress,
+    settings = config.train_settings(seed=seed, device=str(device), run_dir=run_dir, resume=run_dir is not None,
+                                     log_every=max(1, config.steps // 10), progress=progress)
+    result = training_loop(settings, model=net, objective=objective, dataset=images, pair_fn=pair_fn,
                            config={"model": kind.name, "operator": operator, "baselines": config.as_dict()})
     return TrainedModel(kind, result.ema.eval(), schedule, list(result.losses))
 

@@ -86,11 +86,11 @@ def run_budget_cell(*, variant: str, seed: int, config: MNISTConfig, budgets: Se
 
     pool = parts.pool.to(device)
     every = math.gcd(*budgets)
-    result = training_loop(model=EpsParam(make_network(v, config, seed=seed), schedule), schedule=schedule,
+    settings = config.train_settings(total_steps=max(budgets), seed=seed, device=str(device), progress=progress,
+                                     callback_every=every)
+    result = training_loop(settings, model=EpsParam(make_network(v, config, seed=seed), schedule), schedule=schedule,
                            dataset=TensorDataset(torch.arange(len(pool))), pair_fn=make_pair_fn(v, strategy, pool),
-                           total_steps=max(budgets), batch_size=config.batch_size, lr=config.lr,
-                           lr_warmup_steps=config.warmup_steps, ema_decay=config.ema_decay, seed=seed,
-                           device=str(device), progress=progress, callback=measure, callback_every=every)
+                           callback=measure)
     return BudgetRecord(variant, seed, metrics, ddim_metrics, list(result.losses), clock.cpu)
 
 

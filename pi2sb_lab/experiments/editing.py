@@ -32,7 +32,7 @@ from ..metrics import classifier_accuracy, classifier_frechet_distance, psnr
 from ..nets import seeded
 from ..nets.classifier import DigitClassifier, train_digit_classifier
 from ..nets.unet import CONFIGS, UNet
-from ..train import training_loop
+from ..train import TrainSettings, training_loop
 from .cells import CpuClock, check_seeds, mean_std, run_cells
 from .corruptions import SEVERITIES, check_corruptions, corrupt
 from .mnist import CLASSIFIER_SEED, TEST_DEGRADATION_SEED
@@ -63,7 +63,7 @@ class EditConfig:
     prior_steps: int = 1000
     batch_size: int = 32
     lr: float = 2e-3
-    warmup_steps: int = 20
+    lr_warmup_steps: int = 20
     ema_decay: float = 0.99
     prediction: str = "v"
     vp_beta_min: float = 0.1
@@ -89,9 +89,16 @@ class EditConfig:
             raise ValueError(f"net must be one of {sorted(CONFIGS)}; got {self.net!r}")
         if self.prediction not in PREDICTIONS:
             raise ValueError(f"prediction must be one of {list(PREDICTIONS)}; got {self.prediction!r}")
-        if not (0 < self.odedit_t_end <= 1 and self.step_size >= 0 and self.temperature >= 0 and self.lr > 0):
-            raise ValueError(f"need 0 < odedit_t_end <= 1, step_size >= 0, temperature >= 0, lr > 0; got "
-                             f"{self.odedit_t_end}, {self.step_size}, {self.temperature}, {self.lr}")
+        if not (0 < self.odedit_t_end <= 1 and self.step_size >= 0 and self.temperature >= 0):
+            raise ValueError(f"need 0 < odedit_t_end <= 1, step_size >= 0, temperature >= 0; got "
+                             f"{self.odedit_t_end}, {self.step_size}, {self.temperature}")
+        self.train_settings()  # lr, lr_warmup_steps, ema_decay: checked where the loop's settings are
+
+    def train_settings(self, **runtime) -> TrainSettings:
+        """The training loop's settings from this config (prior_steps × ``batch_size`` at ``lr``, warm-up, EMA);
+        ``runtime``: what a run adds (seed, device, run_dir, …) or replaces."""
+        return TrainSettings(**{"total_steps": self.prior_steps, "batch_size": self.batch_size, "lr": self.lr,
+                                "lr_warmup_steps": self.lr_warmup_steps, "ema_decay": self.ema_decay, **runtime})
 
     def schedule(self) -> VPSchedule:
         return VPSchedule(self.vp_beta_min, self.vp_beta_max)
@@ -152,13 +159,11 @@ def train_prior(config: EditConfig, *, seed: int, device: str | torch.device = "
     """The unconditional VP prior on clean training digits (EMA weights, read as ε by the samplers)."""
     images = load_mnist("train").images
     images = images if config.train_size is None else images[: config.train_size]
-    result = training_loop(model=seeded(lambda: UNet.from_config(config.net), seed),
+    settings = config.train_settings(seed=seed, device=str(device), run_dir=run_dir, resume=run_dir is not None,
+                                     log_every=max(1, config.prior_steps // 10), progress=progress)
+    result = training_loop(settings, model=seeded(lambda: UNet.from_config(config.net), seed),
                            objective=VPObjective(config.schedule(), prediction=config.prediction), dataset=images,
-                           pair_fn=lambda x, g: (x,), total_steps=config.prior_steps, batch_size=config.batch_size,
-                           lr=config.lr, lr_warmup_steps=config.warmup_steps, ema_decay=config.ema_decay, seed=seed,
-                           device=str(device), run_dir=run_dir, resume=run_dir is not None,
-                           log_every=max(1, config.prior_steps // 10), progress=progress,
-                           config={"prior": config.as_dict()})
+                           pair_fn=lambda x, g: (x,), config={"prior": config.as_dict()})
     return result.ema.eval()
 
 

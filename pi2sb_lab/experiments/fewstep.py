@@ -86,11 +86,9 @@ def _train(model: str, operator: str, config: BaselineConfig, *, seed: int, devi
             x = images[:512]
             net = KarrasParam.from_data(backbone, bridge, x, op(x, generator=torch.Generator().manual_seed(0)).y)
         objective = BridgeObjective(bridge)
-    result = training_loop(model=net, objective=objective, dataset=images, pair_fn=pair_fn,
-                           total_steps=config.steps, batch_size=config.batch_size, lr=config.lr,
-                           lr_warmup_steps=config.warmup_steps, ema_decay=config.ema_decay, seed=seed,
-                           device=str(device), run_dir=run_dir, resume=run_dir is not None,
-                           log_every=max(1, config.steps // 10), progress=progress,
+    settings = config.train_settings(seed=seed, device=str(device), run_dir=run_dir, resume=run_dir is not None,
+                                     log_every=max(1, config.steps // 10), progress=progress)
+    result = training_loop(settings, model=net, objective=objective, dataset=images, pair_fn=pair_fn,
                            config={"model": model, "operator": operator, "fewstep": config.as_dict()})
     return result.ema.eval(), bridge, list(result.losses)
 

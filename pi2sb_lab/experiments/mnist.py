@@ -68,7 +68,7 @@ from ..nets.unet import CONFIGS, UNet
 from ..parameterization import EpsParam, Parameterization
 from ..pipeline import pool_pair_fn
 from ..schedule import GRIDS, SymmetricSchedule
-from ..train import training_loop
+from ..train import TrainSettings, training_loop
 
 __all__ = [
     "Variant", "VARIANTS", "TABLE3", "FIG3B", "check_variants", "MNISTConfig", "TEST_DEGRADATION_SEED",
@@ -137,7 +137,7 @@ class MNISTConfig:
     """Every setting of the experiment, the same for all variants. Defaults: ``make demo``'s.
 
     Bridge: ``net`` (a ``UNet`` config name), ``steps`` × ``batch_size`` with AdamW
-    at ``lr`` (linear warm-up over ``warmup_steps``), EMA ``ema_decay``; the
+    at ``lr`` (linear warm-up over ``lr_warmup_steps``), EMA ``ema_decay``; the
     symmetric schedule (``beta_min``, ``beta_max``); sampling with ``nfe`` steps on
     ``grid``. Data: ``train_size`` training digits (None: all 4,000), each degraded
     ``partners`` times into the pair pool; ``eval_size`` held-out digits; ``mnist_root``:
@@ -151,7 +151,7 @@ class MNISTConfig:
     steps: int = 300
     batch_size: int = 32
     lr: float = 2e-3
-    warmup_steps: int = 20
+    lr_warmup_steps: int = 20
     ema_decay: float = 0.98
     beta_min: float = 0.1
     beta_max: float = 0.3
@@ -184,16 +184,19 @@ class MNISTConfig:
                                             or not self.batch_size <= self.train_size <= n_train):
             raise ValueError(f"train_size must be None (all {n_train}) or an int in [batch_size = {self.batch_size}, "
                              f"{n_train}]; got {self.train_size!r}")
-        for name in ("lr", "beta_min", "beta_max", "noise_level"):  # NaN and inf pass a `> 0` test
+        for name in ("beta_min", "beta_max", "noise_level"):  # NaN and inf pass a `> 0` test
             check_real(name, getattr(self, name), low=0, low_open=True)
         if self.net not in CONFIGS:
             raise ValueError(f"net must be one of {sorted(CONFIGS)}; got {self.net!r}")
         if self.grid not in GRIDS:
             raise ValueError(f"grid must be one of {list(GRIDS)}; got {self.grid!r}")
-        if not (self.lr > 0 and 0 <= self.ema_decay < 1 and self.noise_level > 0 and self.warmup_steps >= 0):
-            raise ValueError(f"need lr > 0, 0 <= ema_decay < 1, noise_level > 0, warmup_steps >= 0; got lr={self.lr}, "
-                             f"ema_decay={self.ema_decay}, noise_level={self.noise_level}, "
-                             f"warmup_steps={self.warmup_steps}")
+        self.train_settings()  # lr, lr_warmup_steps, ema_decay: checked where the loop's settings are
+
+    def train_settings(self, **runtime) -> TrainSettings:
+        """The training loop's settings from this config (steps × ``batch_size`` at ``lr``, warm-up, EMA);
+        ``runtime``: what a run adds (seed, device, run_dir, …) or replaces."""
+        return TrainSettings(**{"total_steps": self.steps, "batch_size": self.batch_size, "lr": self.lr,
+                                "lr_warmup_steps": self.lr_warmup_steps, "ema_decay": self.ema_decay, **runtime})
 
     def schedule(self) -> SymmetricSchedule:
         return SymmetricSchedule(self.beta_min, self.beta_max)
@@ -367,25 +370,16 @@ def train_variant(variant: Variant, components: SeedComponents, config: MNISTCon
     schedule = config.schedule()
     pool = components.pool.to(device)
     result = training_loop(
+        config.train_settings(seed=seed, device=str(device), run_dir=run_dir, resume=run_dir is not None,
+                              log_every=max(1, config.steps // 10), progress=progress,
+                              ignore_fingerprint=ignore_fingerprint),
         model=EpsParam(make_network(variant, config, seed=seed), schedule),
         schedule=schedule,
         dataset=TensorDataset(torch.arange(len(pool))),
         pair_fn=make_pair_fn(variant, strategy, pool),
-        total_steps=config.steps,
-        batch_size=config.batch_size,
-        lr=config.lr,
-        lr_warmup_steps=config.warmup_steps,
-        ema_decay=config.ema_decay,
-        seed=seed,
-        device=str(device),
-        run_dir=run_dir,
-        resume=run_dir is not None,
-        log_every=max(1, config.steps // 10),
-        progress=progress,
         config={"variant": variant.name,
                 "mnist": {k: v for k, v in config.as_dict().items() if k not in _EVAL_ONLY}},
         fingerprint={"variant": variant.name, "data": "embedded" if config.mnist_root is None else "full"},
-        ignore_fingerprint=ignore_fingerprint,
     )
     return TrainedVariant(variant, result.ema.eval(), strategy, schedule, list(result.losses),
                           time.perf_counter() - start)
