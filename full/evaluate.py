@@ -22,8 +22,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -60,16 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@dataclass(frozen=True)
-class Scorers:
+class Scorers(NamedTuple):
     """The networks a metric needs, loaded once before any work (None when that metric is not asked for)."""
 
     niqe: object = None     # NIQE's natural-scene model
     fid_net: object = None  # FID's feature extractor
 
 
-@dataclass(frozen=True)
-class FidPart:
+class FidPart(NamedTuple):
     """One rank's FID features: rows of ``ours``/``ref`` belong to the listing indices ``ours_idx``/``ref_idx``."""
 
     ours_idx: list
@@ -78,8 +76,7 @@ class FidPart:
     ref: np.ndarray
 
 
-@dataclass(frozen=True)
-class RankPart:
+class RankPart(NamedTuple):
     """What one rank scored, gathered on rank 0: per-image rows by name, the names it skipped (unreadable)
     or could not pair with an HQ image, and its FID features."""
 
@@ -123,10 +120,10 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tup
         scorers = Scorers()
         if "niqe" in wanted:
             from pi2sb_lab.niqe import load_model
-            scorers = replace(scorers, niqe=load_model(args.niqe_model))
+            scorers = scorers._replace(niqe=load_model(args.niqe_model))
         if "fid" in wanted:
             from pi2sb_lab.fid import load_features
-            scorers = replace(scorers, fid_net=load_features(args.fid_features))
+            scorers = scorers._replace(fid_net=load_features(args.fid_features))
     except (MissingWeightsError, ValueError, ImportError) as err:
         parser.error(str(err))
     return [m for m in METRICS if m in wanted], scorers

@@ -30,8 +30,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 if __package__ in (None, ""):  # run as a script: make `full` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -240,8 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-@dataclass(frozen=True)
-class Restorer:
+class Restorer(NamedTuple):
     """What restores a batch: the bridge's network, its schedule, strategy and condition, and the
     degradation estimator when the condition needs the eq. 19 vector and none is given."""
 

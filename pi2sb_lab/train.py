@@ -44,16 +44,18 @@ from . import dist
 from .checkpoint import check_config, latest_checkpoint, model_fingerprint
 from .ema import EMA
 from .objective import BridgeObjective
-from .optimizer import OPTIMIZER_KINDS, build_optimizer
+from .optimizer import OPTIMIZER_KINDS, build_optimizer  # noqa: F401 (re-exported: train's public names)
 from .run_folder import append_log, describe_run, open_run, write_checkpoint
 from .schedule import Schedule
-from .supervised import SupervisedObjective, fit_supervised
-from .train_checks import NonFiniteLossError, check_finite_data, check_finite_steps, grad_norm
-from .train_settings import LR_DECAYS, TrainSettings
+from .supervised import SupervisedObjective, fit_supervised  # noqa: F401 (re-exported)
+from .train_checks import NonFiniteLossError  # noqa: F401 (re-exported)
+from .train_checks import check_finite_data, check_finite_steps, grad_norm
+from .train_settings import LR_DECAYS  # noqa: F401 (re-exported)
+from .train_settings import TrainSettings
 
-# Public names that live in their own modules now; ``from pi2sb_lab.train import X`` keeps working.
-__all__ = ["EMA", "LR_DECAYS", "NonFiniteLossError", "OPTIMIZER_KINDS", "Objective", "PairFn", "SupervisedObjective",
-           "TrainResult", "TrainSettings", "TrainState", "build_optimizer", "fit_supervised", "training_loop"]
+# EMA, SupervisedObjective, fit_supervised, build_optimizer, OPTIMIZER_KINDS, LR_DECAYS and NonFiniteLossError live in
+# their own modules and are imported above, so ``from pi2sb_lab.train import X`` keeps working for each (no
+# __all__: the API pages list each name once, under the module that defines it).
 
 PairFn = Callable[[torch.Tensor, torch.Generator], tuple]
 

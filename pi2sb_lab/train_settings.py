@@ -80,8 +80,8 @@ class TrainSettings:
             check_int("checkpoint_every", self.checkpoint_every, low=1, why=" or None (a checkpoint at the end only)")
         if type(self.seed) is not int or self.seed < 0:
             raise ValueError(f"seed must be an int >= 0; got {self.seed!r}")
-        if self.keep_checkpoints is not None and not (type(self.keep_checkpoints) is int and self.keep_checkpoints >= 1):
-            raise ValueError(f"keep_checkpoints must be None (keep all) or >= 1; got {self.keep_checkpoints}")
+        if self.keep_checkpoints is not None:
+            check_int("keep_checkpoints", self.keep_checkpoints, low=1, why=" or None (keep all)")
         if self.resume and self.run_dir is None:
             raise ValueError("resume=True needs a run_dir to resume from")
         if self.lr_decay not in LR_DECAYS:
