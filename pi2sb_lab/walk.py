@@ -3,10 +3,10 @@
 A walk visits the grid in pairs ``(t, s)`` — from t = 1 down to t = 0 for a sampler, upwards
 for DDIM inversion — and does the same four things at each (I2SB Alg. 2, DDPM, DDIM):
 
-    x̂0 = predict(x_t, t)                   the network's clean estimate (Alg. 2 line 3)
-    callback(t=, x_t=, pred_x0=)            a notebook watching the step
-    mean, std = step(n, t, s, x_t, x̂0)      the step's Gaussian N(mean, std²·I) at s (Alg. 2 line 4)
-    x_s = mean + std·z, or x_s = mean       a draw only where the step injects noise
+    x̂0, extra = predict(x_t, t)                    the network's clean estimate (Alg. 2 line 3)
+    callback(t=, x_t=, pred_x0=)                    a notebook watching the step
+    mean, std = step(n, t, s, x_t, x̂0, extra)       the step's Gaussian N(mean, std²·I) at s (line 4)
+    x_s = mean + std·z, or x_s = mean               a draw only where the step injects noise
 
 The bridge sampler (:func:`pi2sb_lab.sampler.sample`, cached coefficients of any bridge family)
 and the VP walks (:mod:`pi2sb_lab.diffusion`: DDPM, DDIM(η), DDIM inversion, ODEdit's way back)
