@@ -14,42 +14,21 @@ Every function takes either a :class:`~pi2sb_lab.schedule.Schedule` (I2SB's brid
 it, as always) or any :class:`~pi2sb_lab.families.BridgeFamily` (DDBM VP/VE, GOUB):
 those have the same Gaussian form x_t = a_t X0 + b_t X1 + c_t ε with their own
 coefficients. GOUB's ε target and step involve X1 (its SDE reverts to it): pass ``x1``.
+
+``randn_like`` (from ``batch.py``) and ``StepPosterior`` (from ``walk.py``) are importable from here too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NamedTuple
-
 import torch
 
 from ._checks import check_float_tensor, check_generator
+from .batch import expand_like, randn_like
 from .families import BridgeCoeffs, BridgeFamily, as_family
 from .schedule import Schedule, Time, as_time
+from .walk import StepPosterior
 
 Bridge = Schedule | BridgeFamily  # a schedule is I2SB's bridge on it (families.as_family)
-
-
-class StepPosterior(NamedTuple):
-    """p(X_s | X0, X_t) = N(mean, std²·I); unpacks as ``mean, std``."""
-
-    mean: torch.Tensor
-    std: torch.Tensor
-
-
-def _expand(coef: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Broadcast a scalar or per-sample ``(B,)`` coefficient against data of shape ``(B, ...)``."""
-    coef = coef.to(device=like.device, dtype=like.dtype)
-    if coef.ndim == 0:
-        return coef
-    if like.ndim == 0:
-        raise ValueError(f"t has shape {tuple(coef.shape)} but the data is 0-d (one number, no batch axis): "
-                         "give a scalar t, or data of shape (batch, ...)")
-    if coef.ndim != 1 or coef.shape[0] != like.shape[0]:
-        raise ValueError(
-            f"t must be a scalar or have shape (batch,) = ({like.shape[0]},); got shape {tuple(coef.shape)}"
-        )
-    return coef.reshape(-1, *([1] * (like.ndim - 1)))
 
 
 def _check_pair(a: torch.Tensor, b: torch.Tensor, names: tuple[str, str]) -> None:
@@ -57,20 +36,6 @@ def _check_pair(a: torch.Tensor, b: torch.Tensor, names: tuple[str, str]) -> Non
     check_float_tensor(names[1], b)
     if a.shape != b.shape:
         raise ValueError(f"{names[0]} and {names[1]} must have the same shape; got {tuple(a.shape)} and {tuple(b.shape)}")
-
-
-def randn_like(x: torch.Tensor, generator: torch.Generator | Sequence[torch.Generator] | None = None) -> torch.Tensor:
-    """Standard normal noise shaped like ``x``, drawn on the generator's device so seeds reproduce.
-
-    ``generator`` may also be a sequence of generators, one per sample along dim 0: each
-    sample's noise then depends on its own generator alone, whatever batch it sits in.
-    """
-    if generator is None:
-        return torch.randn_like(x)
-    if isinstance(generator, torch.Generator):
-        return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=generator.device).to(x.device)
-    return torch.stack([torch.randn(x.shape[1:], generator=g, dtype=x.dtype, device=g.device).to(x.device)
-                        for g in generator])
 
 
 def posterior(schedule: Bridge, t: Time) -> BridgeCoeffs:
@@ -101,7 +66,7 @@ def sample_xt(
 
 
 def _check_time_shape(t: torch.Tensor, like: torch.Tensor, name: str) -> None:
-    """``t`` is a scalar or one time per sample, ``(B,)`` for data ``(B, ...)`` (what :func:`_expand` needs)."""
+    """``t`` is a scalar or one time per sample, ``(B,)`` for data ``(B, ...)`` (what ``expand_like`` needs)."""
     if t.ndim == 0:
         return
     batch = like.shape[0] if like.ndim else None
@@ -113,10 +78,10 @@ def _check_time_shape(t: torch.Tensor, like: torch.Tensor, name: str) -> None:
 def _sample_xt(schedule: Bridge, x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor, *, ot_ode: bool,
                generator: torch.Generator | None) -> torch.Tensor:
     c = _posterior(schedule, t)
-    xt = _expand(c.mu_x0, x0) * x0 + _expand(c.mu_x1, x0) * x1
+    xt = expand_like(c.mu_x0, x0) * x0 + expand_like(c.mu_x1, x0) * x1
     if ot_ode:
         return xt
-    return xt + _expand(c.std, x0) * randn_like(x0, generator)
+    return xt + expand_like(c.std, x0) * randn_like(x0, generator)
 
 
 def eps_target(schedule: Bridge, x_t: torch.Tensor, x0: torch.Tensor, t: Time, *,
@@ -148,11 +113,11 @@ def _eps_target(schedule: Bridge, x_t: torch.Tensor, x0: torch.Tensor, t: torch.
     family = as_family(schedule)
     alpha, sigma = family._eps_scales(t)
     if family.name == "i2sb":  # α = 1: I2SB eq. 12 as it always was
-        return (x_t - x0) / _expand(sigma, x_t)
+        return (x_t - x0) / expand_like(sigma, x_t)
     if not family.needs_x1:
-        return (x_t - _expand(alpha, x_t) * x0) / _expand(sigma, x_t)
+        return (x_t - expand_like(alpha, x_t) * x0) / expand_like(sigma, x_t)
     shift = family.kappa * x1
-    return (x_t - shift - _expand(alpha, x_t) * (x0 - shift)) / _expand(sigma, x_t)
+    return (x_t - shift - expand_like(alpha, x_t) * (x0 - shift)) / expand_like(sigma, x_t)
 
 
 _SCALES: dict = {}
@@ -165,12 +130,12 @@ def _eps_scales_like(family: BridgeFamily, t: torch.Tensor, like: torch.Tensor) 
     and kept (the same float64 arithmetic, then the same cast: the same bits)."""
     if t.ndim or t.device.type != "cpu":
         alpha, sigma = family._eps_scales(t)
-        return _expand(alpha, like), _expand(sigma, like)
+        return expand_like(alpha, like), expand_like(sigma, like)
     key = (family, t.item(), t.dtype, like.dtype, like.device)
     hit = _SCALES.get(key)
     if hit is None:
         alpha, sigma = family._eps_scales(t)
-        hit = _SCALES[key] = (_expand(alpha, like), _expand(sigma, like))
+        hit = _SCALES[key] = (expand_like(alpha, like), expand_like(sigma, like))
         if len(_SCALES) > _SCALES_SIZE:
             del _SCALES[next(iter(_SCALES))]
     return hit
@@ -215,10 +180,10 @@ def _step_posterior(schedule: Bridge, x0: torch.Tensor, x_t: torch.Tensor, t: to
                     s: torch.Tensor, x1: torch.Tensor | None = None) -> StepPosterior:
     family = as_family(schedule)
     m = family._markov(t, s)
-    mean = _expand(m.x0, x0) * x0 + _expand(m.xt, x0) * x_t
+    mean = expand_like(m.x0, x0) * x0 + expand_like(m.xt, x0) * x_t
     if family.needs_x1:
-        mean = mean + _expand(m.x1, x0) * x1
-    return StepPosterior(mean=mean, std=_expand(m.var.sqrt(), x0))
+        mean = mean + expand_like(m.x1, x0) * x1
+    return StepPosterior(mean=mean, std=expand_like(m.var.sqrt(), x0))
 
 
 def ot_velocity(schedule: Bridge, x_t: torch.Tensor, x0: torch.Tensor, t: Time) -> torch.Tensor:
@@ -236,7 +201,7 @@ def ot_velocity(schedule: Bridge, x_t: torch.Tensor, x0: torch.Tensor, t: Time) 
     if family.name != "i2sb":
         raise ValueError(f"ot_velocity is I2SB's OT-ODE (Prop. 3.4); for the {family.name} bridge use ode_velocity")
     schedule = family.schedule
-    return _expand(schedule._beta(t) / schedule._sigma2(t), x_t) * (x_t - x0)
+    return expand_like(schedule._beta(t) / schedule._sigma2(t), x_t) * (x_t - x0)
 
 
 def ode_velocity(schedule: Bridge, x_t: torch.Tensor, x0: torch.Tensor, x1: torch.Tensor, t: Time) -> torch.Tensor:
@@ -255,6 +220,6 @@ def ode_velocity(schedule: Bridge, x_t: torch.Tensor, x0: torch.Tensor, x1: torc
         raise ValueError("t must lie in (0, 1) for ode_velocity: c_t = 0 at both ends")
     family = as_family(schedule)
     c, d = family._coeffs(t), family._ode(t)
-    e = lambda v: _expand(v, x_t)  # noqa: E731
+    e = lambda v: expand_like(v, x_t)  # noqa: E731
     mean = e(c.mu_x0) * x0 + e(c.mu_x1) * x1
     return e(d.da) * x0 + e(d.db) * x1 + e(d.dlog_c) * (x_t - mean)

@@ -47,7 +47,7 @@ from ._degrade_ops import (
 __all__ = [
     "DegradationConfig", "PRESETS", "get_preset", "DegradationParams", "DEGRADATION_PARAM_NAMES",
     "DEGRADATION_PARAM_DIM", "Degraded", "sample_params", "degrade", "apply_flip", "gaussian_kernels",
-    "jpeg_roundtrip", "to_gray", "OperatorResult", "I2SB_OPERATORS", "get_operator",
+    "jpeg_roundtrip", "to_gray",
 ]
 
 # --------------------------------------------------------------------------- configs
@@ -353,7 +353,3 @@ def degrade(
         clean = _where_flagged(params.gray, to_gray, clean)
     return Degraded(x=clean, y=out.to(x.dtype), params=params)
 
-
-# I2SB's fixed operators (SR×4, blur, JPEG, inpainting) live in operators.py; re-exported here so
-# ``from pi2sb_lab.degrade import get_operator`` keeps working.
-from .operators import I2SB_OPERATORS, OperatorResult, get_operator  # noqa: E402,F401

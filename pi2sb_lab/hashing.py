@@ -249,8 +249,9 @@ class Denoiser(Protocol):
 
     ``x_noisy``: ``(N, ...)``; ``sigma``: ``(N,)``, the noise std of each sample
     (``x_noisy = x + sigma ε``). Returns the estimate, shaped like ``x_noisy``.
-    Implementations: ``EmpiricalPosteriorDenoiser`` below (exact, small sets);
-    a DDIM denoiser for images lives in ``diffusion.py``.
+    Implementations: ``EmpiricalPosteriorDenoiser`` below (exact, small sets); for images,
+    ``diffusion.DDIMDenoiser`` (P-I2SB eq. 18's DDIM, in ``diffusion/editing.py``) and the MNIST
+    toy's learned one-step ``nets.denoiser.ImageDenoiser``.
     """
 
     def __call__(self, x_noisy: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor: ...
@@ -367,8 +368,9 @@ class Noise(PseudoHash):
             raise ValueError(
                 "Noise.decode needs a denoiser at level λ(y) (P-I2SB eq. 18): build "
                 "Noise(level=..., denoiser=...) with any callable denoiser(x_noisy, sigma) -> x, "
-                "e.g. EmpiricalPosteriorDenoiser(clean_points) for 2D toys or the DDIM denoiser "
-                "from diffusion.py for images, or use dataclasses.replace(noise, denoiser=...)"
+                "e.g. EmpiricalPosteriorDenoiser(clean_points) for 2D toys or "
+                "pi2sb_lab.diffusion.DDIMDenoiser(prior, VPSchedule()) for images, "
+                "or use dataclasses.replace(noise, denoiser=...)"
             )
         return self.denoiser(x_hat, self.noise_level(y))
 

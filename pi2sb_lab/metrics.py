@@ -22,7 +22,6 @@ table needs.
 
 from __future__ import annotations
 
-import functools
 import os
 import warnings
 from collections.abc import Callable
@@ -43,7 +42,6 @@ __all__ = [
     "classifier_frechet_distance",
     "frechet_distance",
     "lpips_backbone_file",
-    "lpips_distance",
     "psnr",
     "ssim",
 ]
@@ -281,13 +279,3 @@ class LPIPSMetric:
             x, y = x.expand(-1, 3, -1, -1), y.expand(-1, 3, -1, -1)
         out = self.model(x.to(self.device, torch.float32), y.to(self.device, torch.float32), normalize=False)
         return out.reshape(-1).cpu()
-
-
-@functools.lru_cache(maxsize=4)
-def _cached_lpips(net: str, device: str) -> LPIPSMetric:
-    return LPIPSMetric(net, device)
-
-
-def lpips_distance(x: torch.Tensor, y: torch.Tensor, *, net: str = "alex", device: str = "cpu") -> torch.Tensor:
-    """``LPIPSMetric(net, device)(x, y)`` with the metric built once and cached."""
-    return _cached_lpips(net, str(device))(x, y)

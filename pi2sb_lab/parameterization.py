@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from ._checks import check_real
-from .bridge import Bridge, _eps_pred_x0, _eps_target, _expand, _posterior, eps_target
+from .batch import expand_like
+from .bridge import Bridge, _eps_pred_x0, _eps_target, _posterior, eps_target
 from .families import as_family
 from .schedule import Time, as_time
 
@@ -182,16 +183,16 @@ class KarrasParam(Parameterization):
 
     def _forward(self, x_t, t, cond=None):
         c_in, _, _ = self._coefficients(t)
-        return self._net(_expand(c_in, x_t) * x_t, t, cond)
+        return self._net(expand_like(c_in, x_t) * x_t, t, cond)
 
     def _target(self, x_t, x0, t):
         _, c_skip, c_out = self._coefficients(t)
-        return (_expand(c_skip, x_t) * x_t - x0) / _expand(c_out, x_t)
+        return (expand_like(c_skip, x_t) * x_t - x0) / expand_like(c_out, x_t)
 
     def _pred_x0(self, x_t, t, cond=None):
         c_in, c_skip, c_out = self._coefficients(t)  # once, not once more inside forward
-        out = self._net(_expand(c_in, x_t) * x_t, t, cond)
-        return _expand(c_skip, x_t) * x_t - _expand(c_out, x_t) * out
+        out = self._net(expand_like(c_in, x_t) * x_t, t, cond)
+        return expand_like(c_skip, x_t) * x_t - expand_like(c_out, x_t) * out
 
 
 PARAMETERIZATIONS: dict[str, type[Parameterization]] = {"eps": EpsParam, "x0": X0Param, "karras": KarrasParam}

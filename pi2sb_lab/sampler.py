@@ -25,10 +25,12 @@ import torch
 
 from ._checks import check_float_tensor, check_generator, check_int
 from ._checks import check_finite
-from .bridge import Bridge, StepPosterior, _expand, randn_like
+from .batch import expand_like, randn_like
+from .bridge import Bridge
 from .families import BridgeFamily, as_family, check_eta
 from .parameterization import Model, as_parameterization
 from .schedule import TimeGrid, time_grid
+from .walk import SampleResult, StepPosterior, walk
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,28 +127,10 @@ def clear_step_tables() -> None:
 def _step_posterior(table: list, x0: torch.Tensor, x_t: torch.Tensor, x1: torch.Tensor, n: int) -> StepPosterior:
     """Step n of the grid from its cached coefficients: N(A·X̂0 [+ B·X1] + K·x_t, ρ²) (Alg. 2 line 4 at η = 1)."""
     a, b, k, rho = table[n]
-    mean = _expand(a, x0) * x0 + _expand(k, x0) * x_t
+    mean = expand_like(a, x0) * x0 + expand_like(k, x0) * x_t
     if b is not None:
-        mean = mean + _expand(b, x0) * x1
-    return StepPosterior(mean=mean, std=_expand(rho, x0))
-
-
-@dataclass(frozen=True)
-class SampleResult:
-    """What :func:`sample` returns.
-
-    ``x0``: the restored endpoint, shaped like ``x1``.
-    ``trajectory``: ``(K, *x1.shape)`` states X_{t_n}, from t = 1 down to t = 0: by default
-    (``trajectory_stride=0``) only the two endpoints, K = 2; with a stride every
-    ``trajectory_stride``-th step too, the first and last always kept.
-    ``pred_x0``: ``(K − 1, *x1.shape)`` the network's clean estimate made at each kept
-    state but the last. ``times``: ``(K,)`` the grid times of ``trajectory``.
-    """
-
-    x0: torch.Tensor
-    trajectory: torch.Tensor
-    pred_x0: torch.Tensor
-    times: torch.Tensor
+        mean = mean + expand_like(b, x0) * x1
+    return StepPosterior(mean=mean, std=expand_like(rho, x0))
 
 
 @torch.no_grad()
@@ -181,6 +165,7 @@ def sample(
     result (0, the default, keeps only the endpoints: at 512² and NFE 1000 keeping every
     state would take gigabytes). ``generator``: one for the whole batch, or one per sample
     (a sequence of ``len(x1)``: each sample's noise then does not depend on its batch).
+    The loop is :func:`pi2sb_lab.walk.walk`, the one the VP baselines take too.
     """
     check_finite("x1", x1)
     check_float_tensor("x1", x1)
@@ -210,26 +195,12 @@ def sample(
         coeffs = [(a, None, k, rho) for a, _, k, rho in coeffs]
     x1_kw = {"x1": x1} if param.needs_x1 else {}     # GOUB's ε-parameterization reads X1
     draws = [not ot_ode and d for d in table.draws]  # ρ > 0: not at s = 0, nor at η = 0 (but a booting step)
-
-    x = x1
-    keep = lambda n: trajectory_stride > 0 and n % trajectory_stride == 0  # noqa: E731
-    trajectory, preds, times = [x1], [], [steps.t[-1]]
-    for n, (t, s) in enumerate(steps.steps()):
-        # The grid is ours and already checked: the unchecked internals run here.
-        pred_x0 = param._pred_x0(x, t, cond, **x1_kw)                 # Alg. 2 line 3
-        if callback is not None:
-            callback(t=t, x_t=x, pred_x0=pred_x0)
-        mean, std = _step_posterior(coeffs, pred_x0, x, x1, n)        # Alg. 2 line 4 (η = 1), DBIM (η < 1)
-        if n > 0 and keep(n):
-            trajectory.append(x)
-            times.append(t)
-        if n == 0 or keep(n):
-            preds.append(pred_x0)
-        x = mean + std * randn_like(x, generator) if draws[n] else mean
-    trajectory.append(x)
-    times.append(steps.t[0])
-    return SampleResult(x0=x, trajectory=torch.stack(trajectory), pred_x0=torch.stack(preds),
-                        times=torch.stack(times))
+    # The grid is ours and already checked: the unchecked internals run here.
+    return walk(x1, steps.steps(),
+                predict=lambda x, t: (param._pred_x0(x, t, cond, **x1_kw), None),           # Alg. 2 line 3
+                step=lambda n, t, s, x, pred_x0, _: _step_posterior(coeffs, pred_x0, x, x1, n),  # line 4, DBIM
+                draws=draws, noise=lambda x: randn_like(x, generator), callback=callback,
+                trajectory_stride=trajectory_stride)
 
 
 _GRIDS: OrderedDict = OrderedDict()

@@ -40,7 +40,6 @@ __all__ = [
     "check_root",
     "embedded_split_indices",
     "load_mnist",
-    "mnist_dataset",
 ]
 
 SPLITS = ("train", "test")
@@ -117,11 +116,6 @@ def load_mnist(split: str = "train", *, root: str | Path | None = None, pad_to: 
     images = _to_signed_unit(pixels)
     images = _pad_centred(images, pad_to)
     return MNISTData(images=images, labels=labels, source=source, split=split)
-
-
-def mnist_dataset(split: str = "train", *, root: str | Path | None = None, pad_to: int = 32) -> TensorDataset:
-    """``load_mnist(...).dataset()``: a ``TensorDataset`` for a ``DataLoader``."""
-    return load_mnist(split, root=root, pad_to=pad_to).dataset()
 
 
 def embedded_split_indices() -> dict[str, np.ndarray]:

@@ -17,14 +17,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
 import torch
 
 from .._checks import check_finite
-from ..bridge import _expand, randn_like
-from .sampling import DiffusionResult, _check_common, _check_grid, _reverse_walk, ddim, ddim_invert, predict, \
-    walk_times
+from ..batch import expand_like, randn_like
+from ..walk import SampleResult, walk
+from .sampling import _check_common, _check_grid, _ddim_jump, _downwards, _estimator, _reverse_walk, ddim, \
+    ddim_invert, predict, walk_times
 from .schedule import VPSchedule
 
 __all__ = ["sdedit", "langevin", "default_langevin_at", "odedit", "DDIMDenoiser", "ODEDIT_PAPER"]
@@ -38,7 +40,7 @@ ODEDIT_PAPER = dict(nfe=100, langevin_steps=100, step_size=1e-6, temperature=1 /
 def sdedit(model, y: torch.Tensor, schedule: VPSchedule, *, t0: float, nfe: int, eta: float = 1.0,
            grid: str = "quadratic", cond=None, generator: torch.Generator | None = None,
            callback: Callable | None = None, trajectory_stride: int = 0,
-           clip_x0: float | None = None) -> DiffusionResult:
+           clip_x0: float | None = None) -> SampleResult:
     """SDEdit: ``x_{t0} = α_{t0} y + σ_{t0} z``, then DDIM(η) from ``t0`` to 0 in ``nfe`` steps (η = 1: DDPM).
 
     ``t0 = 0`` returns ``y`` unchanged (trajectory ``[y]``, no network call, nothing drawn).
@@ -49,9 +51,9 @@ def sdedit(model, y: torch.Tensor, schedule: VPSchedule, *, t0: float, nfe: int,
         raise ValueError(f"t0 must be a number in [0, 1] (0 keeps y, 1 forgets it); got {t0!r}")
     times = walk_times(nfe, _check_grid(grid), float(t0))
     if t0 == 0:
-        return DiffusionResult(y, y[None], y.new_empty((0, *y.shape)), times[:1], 0)
+        return SampleResult(y, y[None], y.new_empty((0, *y.shape)), times[:1], 0)
     t = times[-1]
-    x = _expand(schedule._alpha(t), y) * y + _expand(schedule._sigma(t), y) * randn_like(y, generator)
+    x = expand_like(schedule._alpha(t), y) * y + expand_like(schedule._sigma(t), y) * randn_like(y, generator)
     return _reverse_walk(model, x, schedule, times, eta=float(eta), ancestral=False, cond=cond, generator=generator,
                          callback=callback, trajectory_stride=trajectory_stride, clip_x0=clip_x0)
 
@@ -73,7 +75,7 @@ def langevin(model, x: torch.Tensor, schedule: VPSchedule, t: float | torch.Tens
     t = torch.as_tensor(t, dtype=torch.float64)
     if bool((t <= 0).any()) or bool((t > 1).any()):
         raise ValueError(f"t must lie in (0, 1] (σ_t = 0 at t = 0 leaves the score undefined); got {t}")
-    sigma = _expand(schedule._sigma(t), x)
+    sigma = expand_like(schedule._sigma(t), x)
     noise_scale = (2.0 * step * temperature) ** 0.5
     for _ in range(steps):
         eps, _ = predict(model, schedule, x, t, cond, clip_x0=clip_x0)
@@ -94,7 +96,7 @@ def odedit(model, y: torch.Tensor, schedule: VPSchedule, *, nfe: int = 100, lang
            step_size: float = 1e-6, temperature: float = 1 / 3, langevin_at: tuple[int, ...] | None = None,
            t_end: float = 1.0, grid: str = "uniform", cond=None, generator: torch.Generator | None = None,
            callback: Callable | None = None, trajectory_stride: int = 0,
-           clip_x0: float | None = None) -> DiffusionResult:
+           clip_x0: float | None = None) -> SampleResult:
     """ODEdit (ODEdit Alg. 1); defaults are its §4.1 settings (see :data:`ODEDIT_PAPER`).
 
     DDIM-invert ``y`` over ``nfe`` steps of ``grid`` up to ``t_end``; then for n = N … 1: if n is in
@@ -125,22 +127,11 @@ def odedit(model, y: torch.Tensor, schedule: VPSchedule, *, nfe: int = 100, lang
         return langevin(model, x, schedule, times[n], steps=langevin_steps, step=alpha_n, temperature=temperature,
                         cond=cond, generator=generator, clip_x0=clip_x0)
 
-    x, trajectory, preds, kept_times = inverted.x, [inverted.x], [], [times[-1]]
-    for k, n in enumerate(range(nfe, 0, -1)):
-        x = refine(n, x)
-        t, s = times[n], times[n - 1]
-        eps, x0 = predict(model, schedule, x, t, cond, clip_x0=clip_x0)
-        if callback is not None:
-            callback(t=t, x_t=x, pred_x0=x0)
-        if k > 0 and trajectory_stride > 0 and k % trajectory_stride == 0:
-            trajectory.append(x)
-            kept_times.append(t)
-        if k == 0 or (trajectory_stride > 0 and k % trajectory_stride == 0):
-            preds.append(x0)
-        x = _expand(schedule._alpha(s), x) * x0 + _expand(schedule._sigma(s), x) * eps  # DDIM, η = 0
-    trajectory.append(x)
-    kept_times.append(times[0])
-    return DiffusionResult(x, torch.stack(trajectory), torch.stack(preds), torch.stack(kept_times), calls)
+    back = walk(inverted.x0, _downwards(times), predict=_estimator(model, schedule, cond, clip_x0),
+                step=lambda k, t, s, x, x0, eps: _ddim_jump(schedule, x0, eps, s),  # DDIM, η = 0
+                draws=[False] * nfe, noise=None, callback=callback, trajectory_stride=trajectory_stride,
+                refine=lambda k, x: refine(nfe - k, x))                               # step k leaves t_{N−k}
+    return dataclasses.replace(back, nfe=calls)
 
 
 class DDIMDenoiser:
@@ -176,9 +167,9 @@ class DDIMDenoiser:
         out = x_noisy.clone()
         if bool(rows.any()):
             idx = rows.nonzero().squeeze(1).to(x_noisy.device)
-            start = _expand(self.schedule._alpha(t_star[rows]), x_noisy[idx]) * x_noisy[idx]
+            start = expand_like(self.schedule._alpha(t_star[rows]), x_noisy[idx]) * x_noisy[idx]
             out[idx] = ddim(self.model, start, self.schedule, nfe=self.nfe, grid=self.grid, t_start=t_star[rows],
-                            clip_x0=self.clip_x0).x
+                            clip_x0=self.clip_x0).x0
         return out
 
     def __repr__(self) -> str:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..bridge import _expand, randn_like
+from ..batch import expand_like, randn_like
 from ..objective import sample_t
 from .sampling import _net_time
 from .schedule import VPSchedule
@@ -44,7 +44,7 @@ class VPrediction(nn.Module):
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond=None) -> torch.Tensor:
         t64 = torch.as_tensor(t).double().reshape(-1)
-        alpha, sigma = _expand(self.schedule._alpha(t64), x_t), _expand(self.schedule._sigma(t64), x_t)
+        alpha, sigma = expand_like(self.schedule._alpha(t64), x_t), expand_like(self.schedule._sigma(t64), x_t)
         return sigma * x_t + alpha * self.backbone(x_t, t, cond)
 
 
@@ -69,10 +69,10 @@ def vp_loss(model, x0: torch.Tensor, schedule: VPSchedule, *, cond=None, t: torc
         raise ValueError(f"t must have shape ({x0.shape[0]},) with values in [0, 1]; got shape {tuple(t.shape)}")
     eps = randn_like(x0, generator)
     t64 = t.double()
-    x_t = _expand(schedule._alpha(t64), x0) * x0 + _expand(schedule._sigma(t64), x0) * eps
+    x_t = expand_like(schedule._alpha(t64), x0) * x0 + expand_like(schedule._sigma(t64), x0) * eps
     if prediction == "v":
         model = model.backbone if isinstance(model, VPrediction) else model
-        eps = _expand(schedule._alpha(t64), x0) * eps - _expand(schedule._sigma(t64), x0) * x0  # the v target
+        eps = expand_like(schedule._alpha(t64), x0) * eps - expand_like(schedule._sigma(t64), x0) * x0  # the v target
     out = model(x_t, _net_time(t, x0), cond)
     if out.shape != x0.shape:
         raise ValueError(f"the model must return ε shaped like x_t {tuple(x0.shape)}; got {tuple(out.shape)}")

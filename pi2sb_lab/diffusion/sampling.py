@@ -7,7 +7,8 @@ The backbone is read as ε-prediction: ``ε̂ = model(x_t, t, cond)`` and
 sampler; I2SB App. C.1 ran its Palette on the same quadratic grid), and follows
 ``sampler.sample``'s conventions: a seeded ``generator``, ``nfe`` network calls,
 ``callback(t=, x_t=, pred_x0=)`` at every call, endpoints kept unless
-``trajectory_stride`` asks for more, a frozen result dataclass.
+``trajectory_stride`` asks for more, the same result (:class:`~pi2sb_lab.walk.SampleResult`):
+every walk here is :func:`pi2sb_lab.walk.walk`, the I2SB sampler's loop, with the steps below.
 
 One step from ``t`` down to ``s < t``, with α_{t|s} = α_t/α_s and σ²_{t|s} = 1 − ᾱ_t/ᾱ_s:
 
@@ -26,45 +27,19 @@ denoiser enters each sample's chain at its own level.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import torch
 
-from ..bridge import _expand, randn_like
+from ..batch import expand_like, randn_like
 from ..schedule import GRIDS, time_grid
+from ..walk import SampleResult, StepPosterior, walk
 from .schedule import VPSchedule
 
-__all__ = ["DiffusionResult", "StepPosterior", "ddpm_posterior", "ddim_step", "predict", "prior_noise", "ddpm",
+__all__ = ["SampleResult", "StepPosterior", "ddpm_posterior", "ddim_step", "predict", "prior_noise", "ddpm",
            "ddim", "ddim_invert", "walk_times"]
 
 Callback = Callable[..., None]
-
-
-class StepPosterior(NamedTuple):
-    """One reverse step's Gaussian ``N(mean, std² I)``; unpacks as ``mean, std``."""
-
-    mean: torch.Tensor
-    std: torch.Tensor
-
-
-@dataclass(frozen=True)
-class DiffusionResult:
-    """What a walk returns.
-
-    ``x``: where the walk ended (the sample at t = 0, or the latent for :func:`ddim_invert`).
-    ``trajectory``: ``(K, *x.shape)`` the states, from the start of the walk to its end:
-    by default (``trajectory_stride=0``) the two endpoints; with a stride every n-th state too.
-    ``pred_x0``: ``(K − 1, *x.shape)`` the clean estimate x̂0 made at each kept state but the last.
-    ``times``: the times of ``trajectory``, ``(K,)`` or ``(K, B)`` for per-sample times.
-    ``nfe``: network evaluations made.
-    """
-
-    x: torch.Tensor
-    trajectory: torch.Tensor
-    pred_x0: torch.Tensor
-    times: torch.Tensor
-    nfe: int
 
 
 # --------------------------------------------------------------------------- one step
@@ -78,8 +53,8 @@ def ddpm_posterior(schedule: VPSchedule, x_t: torch.Tensor, x0: torch.Tensor, t:
     var_ts = schedule._transition_var(t, s)                        # σ²_{t|s}
     coef_xt = (alpha_t / alpha_s) * sigma2_s / sigma2_t
     coef_x0 = alpha_s * var_ts / sigma2_t
-    mean = _expand(coef_xt, x_t) * x_t + _expand(coef_x0, x_t) * x0
-    return StepPosterior(mean, _expand((var_ts * sigma2_s / sigma2_t).sqrt(), x_t))
+    mean = expand_like(coef_xt, x_t) * x_t + expand_like(coef_x0, x_t) * x0
+    return StepPosterior(mean, expand_like((var_ts * sigma2_s / sigma2_t).sqrt(), x_t))
 
 
 def ddim_step(schedule: VPSchedule, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, s: torch.Tensor,
@@ -87,8 +62,8 @@ def ddim_step(schedule: VPSchedule, x0: torch.Tensor, eps: torch.Tensor, t: torc
     """DDIM eq. 12: mean α_s x̂0 + √(σ_s² − c²) ε̂ and std c = η·√(σ²_{t|s} σ_s²/σ_t²)."""
     sigma2_s = schedule._sigma2(s)
     c2 = eta * eta * schedule._transition_var(t, s) * sigma2_s / schedule._sigma2(t)
-    mean = _expand(schedule._alpha(s), x0) * x0 + _expand((sigma2_s - c2).clamp_min(0).sqrt(), x0) * eps
-    return StepPosterior(mean, _expand(c2.sqrt(), x0))
+    mean = expand_like(schedule._alpha(s), x0) * x0 + expand_like((sigma2_s - c2).clamp_min(0).sqrt(), x0) * eps
+    return StepPosterior(mean, expand_like(c2.sqrt(), x0))
 
 
 def _net_time(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -108,7 +83,7 @@ def predict(model, schedule: VPSchedule, x_t: torch.Tensor, t: torch.Tensor, con
     if not torch.is_tensor(eps) or eps.shape != x_t.shape:
         raise ValueError(f"the model must return ε shaped like x_t {tuple(x_t.shape)}; got "
                          f"{tuple(eps.shape) if torch.is_tensor(eps) else type(eps).__name__}")
-    alpha, sigma = _expand(schedule._alpha(t), x_t), _expand(schedule._sigma(t), x_t)
+    alpha, sigma = expand_like(schedule._alpha(t), x_t), expand_like(schedule._sigma(t), x_t)
     x0 = (x_t - sigma * eps) / alpha
     if clip_x0 is not None:
         x0 = x0.clamp(-clip_x0, clip_x0)
@@ -159,33 +134,35 @@ def _check_t_start(t_start, batch: int, name: str = "t_start") -> float | torch.
 # --------------------------------------------------------------------------- walks
 
 
-def _keep(n: int, stride: int) -> bool:
-    return stride > 0 and n % stride == 0
+def _estimator(model, schedule: VPSchedule, cond, clip_x0):
+    """The walk's ``predict``: (x̂0, ε̂) at (x_t, t) (see :func:`predict`)."""
+    def estimate(x_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        eps, x0 = predict(model, schedule, x_t, t, cond, clip_x0=clip_x0)
+        return x0, eps
+    return estimate
+
+
+def _downwards(times: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Pairs (t_n, t_{n−1}) from the top of ``times`` (ascending, (N+1,) or (N+1, B)) down to times[0]."""
+    return [(times[n], times[n - 1]) for n in range(times.shape[0] - 1, 0, -1)]
+
+
+def _ddim_jump(schedule: VPSchedule, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> StepPosterior:
+    """``x_t = α_t x̂0 + σ_t ε̂``: the deterministic DDIM move to ``t`` from either side (inversion walks up);
+    nothing is drawn (std None)."""
+    return StepPosterior(expand_like(schedule._alpha(t), x0) * x0 + expand_like(schedule._sigma(t), x0) * eps, None)
 
 
 def _reverse_walk(model, x, schedule, times, *, eta, ancestral, cond, generator, callback, trajectory_stride,
-                  clip_x0) -> DiffusionResult:
-    """Walk ``times`` (ascending, (N+1,) or (N+1, B)) from the top down to times[0]; unchecked."""
-    nfe = times.shape[0] - 1
-    trajectory, preds, kept_times = [x], [], [times[-1]]
-    for k, n in enumerate(range(nfe, 0, -1)):
-        t, s = times[n], times[n - 1]
-        eps, x0 = predict(model, schedule, x, t, cond, clip_x0=clip_x0)
-        if callback is not None:
-            callback(t=t, x_t=x, pred_x0=x0)
-        if ancestral:
-            mean, std = ddpm_posterior(schedule, x, x0, t, s)
-        else:
-            mean, std = ddim_step(schedule, x0, eps, t, s, eta)
-        if k > 0 and _keep(k, trajectory_stride):
-            trajectory.append(x)
-            kept_times.append(t)
-        if k == 0 or _keep(k, trajectory_stride):
-            preds.append(x0)
-        x = mean + std * randn_like(x, generator) if (ancestral or eta > 0) else mean
-    trajectory.append(x)
-    kept_times.append(times[0])
-    return DiffusionResult(x, torch.stack(trajectory), torch.stack(preds), torch.stack(kept_times), nfe)
+                  clip_x0) -> SampleResult:
+    """Walk ``times`` (ascending, (N+1,) or (N+1, B)) from the top down to times[0] with DDPM or DDIM(η) steps;
+    unchecked."""
+    def step(n, t, s, x_t, x0, eps):
+        return ddpm_posterior(schedule, x_t, x0, t, s) if ancestral else ddim_step(schedule, x0, eps, t, s, eta)
+
+    return walk(x, _downwards(times), predict=_estimator(model, schedule, cond, clip_x0), step=step,
+                draws=[ancestral or eta > 0] * (times.shape[0] - 1), noise=lambda x_t: randn_like(x_t, generator),
+                callback=callback, trajectory_stride=trajectory_stride)
 
 
 def prior_noise(shape, *, generator: torch.Generator | None = None, dtype=torch.float32,
@@ -200,7 +177,7 @@ def prior_noise(shape, *, generator: torch.Generator | None = None, dtype=torch.
 def ddpm(model, x_start: torch.Tensor, schedule: VPSchedule, *, nfe: int, grid: str = "quadratic",
          t_start: float | torch.Tensor = 1.0, cond=None, generator: torch.Generator | None = None,
          callback: Callback | None = None, trajectory_stride: int = 0,
-         clip_x0: float | None = None) -> DiffusionResult:
+         clip_x0: float | None = None) -> SampleResult:
     """DDPM ancestral sampling from ``x_start`` at ``t_start`` (default 1: pure noise, use :func:`prior_noise`)
     down to t = 0 in ``nfe`` steps of q(x_s | x_t, x̂0) (DDPM eq. 6–7; I2SB Fig. 8's Palette sampler)."""
     _check_common(x_start, trajectory_stride=trajectory_stride, clip_x0=clip_x0, name="x_start")
@@ -213,7 +190,7 @@ def ddpm(model, x_start: torch.Tensor, schedule: VPSchedule, *, nfe: int, grid: 
 def ddim(model, x_start: torch.Tensor, schedule: VPSchedule, *, nfe: int, eta: float = 0.0,
          grid: str = "quadratic", t_start: float | torch.Tensor = 1.0, cond=None,
          generator: torch.Generator | None = None, callback: Callback | None = None, trajectory_stride: int = 0,
-         clip_x0: float | None = None) -> DiffusionResult:
+         clip_x0: float | None = None) -> SampleResult:
     """DDIM(η) from ``x_start`` at ``t_start`` down to t = 0 in ``nfe`` steps (DDIM eq. 12; η = 0, the default,
     is the deterministic probability-flow solver of ODEdit eq. 8). ``t_start`` may be one time per sample."""
     _check_common(x_start, eta=eta, trajectory_stride=trajectory_stride, clip_x0=clip_x0, name="x_start")
@@ -226,27 +203,17 @@ def ddim(model, x_start: torch.Tensor, schedule: VPSchedule, *, nfe: int, eta: f
 @torch.no_grad()
 def ddim_invert(model, x0: torch.Tensor, schedule: VPSchedule, *, nfe: int, grid: str = "quadratic",
                 t_end: float = 1.0, cond=None, callback: Callback | None = None, trajectory_stride: int = 0,
-                clip_x0: float | None = None) -> DiffusionResult:
+                clip_x0: float | None = None) -> SampleResult:
     """DDIM inversion: the deterministic DDIM step run from t = 0 up to ``t_end`` in ``nfe`` steps,
-    ``x_t = α_t x̂0(x_s, s) + σ_t ε̂(x_s, s)`` (ODEdit Alg. 1's ODE_SOLVER_forward). Returns the latent in ``x``;
-    ``ddim(model, result.x, …, t_start=t_end)`` on the same grid walks back (to O(1/nfe))."""
+    ``x_t = α_t x̂0(x_s, s) + σ_t ε̂(x_s, s)`` (ODEdit Alg. 1's ODE_SOLVER_forward). The result's ``x0``
+    is where this walk ends, the latent at ``t_end``; ``ddim(model, result.x0, …, t_start=t_end)`` on the same
+    grid walks back (to O(1/nfe))."""
     _check_common(x0, trajectory_stride=trajectory_stride, clip_x0=clip_x0, name="x0")
     times = walk_times(nfe, _check_grid(grid), _check_t_start(t_end, x0.shape[0], "t_end"))
-    x, trajectory, preds, kept_times = x0, [x0], [], [times[0]]
-    for n in range(nfe):
-        s, t = times[n], times[n + 1]
-        eps, x0_hat = predict(model, schedule, x, s, cond, clip_x0=clip_x0)
-        if callback is not None:
-            callback(t=s, x_t=x, pred_x0=x0_hat)
-        if n > 0 and _keep(n, trajectory_stride):
-            trajectory.append(x)
-            kept_times.append(s)
-        if n == 0 or _keep(n, trajectory_stride):
-            preds.append(x0_hat)
-        x = _expand(schedule._alpha(t), x) * x0_hat + _expand(schedule._sigma(t), x) * eps
-    trajectory.append(x)
-    kept_times.append(times[-1])
-    return DiffusionResult(x, torch.stack(trajectory), torch.stack(preds), torch.stack(kept_times), nfe)
+    upwards = [(times[n], times[n + 1]) for n in range(nfe)]
+    return walk(x0, upwards, predict=_estimator(model, schedule, cond, clip_x0),
+                step=lambda n, s, t, x, x0_hat, eps: _ddim_jump(schedule, x0_hat, eps, t), draws=[False] * nfe,
+                noise=None, callback=callback, trajectory_stride=trajectory_stride)
 
 
 def _check_grid(grid: str) -> str:

@@ -16,3 +16,21 @@ def seeded(build: Callable[[], nn.Module], seed: int, device: torch.device | str
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return build().to(device)
+
+
+@torch.no_grad()
+def predict_in_chunks(net: nn.Module, fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *,
+                      batch_size: int, dtype: torch.dtype | None = None,
+                      out_device: torch.device | str | None = None) -> torch.Tensor:
+    """``fn`` over ``x`` in chunks of ``batch_size`` rows, concatenated: in eval mode and without grad,
+    each chunk moved to ``net``'s device (and ``dtype``, if given), each output to ``out_device``
+    (default: ``x``'s device). ``net``'s train/eval mode is restored afterwards. Whole test sets
+    through a small network without holding every activation at once."""
+    device = next(net.parameters()).device
+    out_device = x.device if out_device is None else out_device
+    was_training = net.training
+    net.eval()
+    try:
+        return torch.cat([fn(chunk.to(device, dtype)).to(out_device) for chunk in x.split(batch_size)])
+    finally:
+        net.train(was_training)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import seeded
+from . import predict_in_chunks, seeded
 
 __all__ = ["DigitClassifier", "train_digit_classifier"]
 
@@ -53,12 +53,8 @@ class DigitClassifier(nn.Module):
     def features(self, images: torch.Tensor, *, batch_size: int = 512) -> torch.Tensor:
         """Penultimate-layer features ``(N, 128)`` (eval mode, no grad, batched, on CPU)."""
         self._check(images)
-        device = next(self.parameters()).device
-        was_training = self.training
-        self.eval()
-        out = [self.body(chunk.to(device, torch.float32)).cpu() for chunk in images.split(batch_size)]
-        self.train(was_training)
-        return torch.cat(out)
+        return predict_in_chunks(self, self.body, images, batch_size=batch_size, dtype=torch.float32,
+                                 out_device="cpu")
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor, *, batch_size: int = 512) -> torch.Tensor:

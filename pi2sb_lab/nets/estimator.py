@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..degrade import DEGRADATION_PARAM_DIM, DEGRADATION_PARAM_NAMES
-from . import seeded
+from . import predict_in_chunks, seeded
 
 __all__ = ["DegradationEstimator", "train_degradation_estimator", "EstimatorError", "estimator_error"]
 
@@ -53,12 +53,7 @@ class DegradationEstimator(nn.Module):
     @torch.no_grad()
     def predict(self, y: torch.Tensor, *, batch_size: int = 512) -> torch.Tensor:
         """Estimated vectors ``(B, DEGRADATION_PARAM_DIM)`` on ``y``'s device (eval mode, batched, no grad)."""
-        was_training = self.training
-        self.eval()
-        device = next(self.parameters()).device
-        out = torch.cat([self(chunk.to(device)).to(y.device) for chunk in y.split(batch_size)])
-        self.train(was_training)
-        return out
+        return predict_in_chunks(self, self, y, batch_size=batch_size)
 
 
 def train_degradation_estimator(
