@@ -40,7 +40,7 @@ import torch  # noqa: E402
 import torch.distributed as torch_dist  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from full.common import conditioning_of, estimator_of, network_of, prior_of, schedule_of, strategy_of  # noqa: E402
+from full.common import estimator_of, prior_of, recipe_of  # noqa: E402
 from full.config import ConfigError, config_from_dict  # noqa: E402
 from pi2sb_lab import dist  # noqa: E402
 from pi2sb_lab.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint  # noqa: E402
@@ -48,8 +48,6 @@ from pi2sb_lab.cli import path_arg  # noqa: E402
 from pi2sb_lab.data.images import ImageError, sample_seed, save_png, to_float  # noqa: E402
 from pi2sb_lab.degrade import DEGRADATION_PARAM_NAMES  # noqa: E402
 from pi2sb_lab.diffusion import DDIMDenoiser, VPSchedule  # noqa: E402
-from pi2sb_lab.parameterization import as_parameterization  # noqa: E402
-from pi2sb_lab.pipeline import restore  # noqa: E402
 from pi2sb_lab.preflight import (PreflightError, argparse_errors, check_apart, check_device,  # noqa: E402
                                  check_images, check_out_dir, output_stems)
 
@@ -90,7 +88,7 @@ def check_args(parser, args):
         check_out_dir(args.out, "OUT")
         check_apart({"INPUT": args.input}, args.out, "OUT")
     ckpt, cfg = read_full_checkpoint(parser, args.checkpoint, "bridge")
-    if conditioning_of(cfg).da and (args.params is None) == (args.estimator is None):
+    if recipe_of(cfg).conditioning.da and (args.params is None) == (args.estimator is None):
         parser.error(f"this checkpoint (variant {cfg.variant}, condition {cfg.conditioning}) needs each input's "
                      "eq. 19 vector: give either --params DIR (make_testset.py's params/: the true draws) or "
                      "--estimator RUN (a `full/train.py estimator` run: predicted from y)")
@@ -109,7 +107,7 @@ def check_args(parser, args):
     with argparse_errors(parser):
         files = check_images(args.input, cfg.image_size, "INPUT")
         args.stems = output_stems(files, "INPUT")
-        if conditioning_of(cfg).da and args.params is not None:
+        if recipe_of(cfg).conditioning.da and args.params is not None:
             check_params(args.params, args.stems)
     check_same_settings(parser, args.out, settings_of(args, ckpt, cfg, helpers))
     return ckpt, cfg, files, helpers
@@ -134,7 +132,7 @@ def settings_of(args, ckpt, cfg, helpers) -> dict:
     """What makes a restored image what it is: every PNG in OUT was made with these (restore.json)."""
     return {"checkpoint": str(ckpt.path), "step": ckpt.step, "weights": args.weights, "nfe": args.nfe,
             "ot_ode": args.ot_ode, "seed": args.seed, "variant": cfg.variant,
-            "da": None if not conditioning_of(cfg).da else (f"estimated by {helpers['estimator'][0].path}"
+            "da": None if not recipe_of(cfg).conditioning.da else (f"estimated by {helpers['estimator'][0].path}"
                                                             if "estimator" in helpers else f"true, {args.params}"),
             "decode": (f"eq. 18 ({cfg.strategy})" if cfg.strategy != "noise" else
                        "x_hat (no --prior: eq. 18's Denoise not applied)" if "prior" not in helpers else
@@ -217,7 +215,6 @@ def main(argv: list[str] | None = None) -> int:
     ckpt, cfg, files, helpers = check_args(parser, args)
     device = dist.init(args.device)
     try:
-        model = load_net(as_parameterization(network_of(cfg), schedule_of(cfg)), ckpt, args.weights, device)
         estimator = denoiser = None
         if "estimator" in helpers:
             est, est_cfg = helpers["estimator"]
@@ -226,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
             prior, prior_cfg = helpers["prior"]
             denoiser = DDIMDenoiser(load_net(prior_of(prior_cfg), prior, "ema", device), VPSchedule(),
                                     nfe=args.prior_nfe)
-        strategy, conditioning, schedule = strategy_of(cfg, denoiser), conditioning_of(cfg), schedule_of(cfg)
+        recipe = recipe_of(cfg, denoiser)
+        model = load_net(recipe.network(cfg.seed), ckpt, args.weights, device)
         settings = settings_of(args, ckpt, cfg, helpers)
         if dist.is_main():  # before any image: every PNG in OUT is then covered by this record
             args.out.mkdir(parents=True, exist_ok=True)
@@ -245,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
             for i in mine[start:start + args.batch_size]:
                 try:
                     image = files.read(i)
-                    vector = params_vector(args.params, stems[i]) if conditioning.da and estimator is None else None
+                    vector = params_vector(args.params, stems[i]) if recipe.conditioning.da and estimator is None else None
                 except (ImageError, OSError, KeyError, ValueError) as err:
                     skipped.append(f"{files.names[i]}: {err}")
                     continue
@@ -255,11 +253,11 @@ def main(argv: list[str] | None = None) -> int:
             if batch:
                 y = to_float(torch.stack(images)).to(device)
                 degradation = None
-                if conditioning.da:
+                if recipe.conditioning.da:
                     degradation = estimator.predict(y) if estimator is not None else torch.stack(vectors).to(device)
-                result = restore(model, y, schedule, strategy, nfe=args.nfe, ot_ode=args.ot_ode, eta=cfg.eta,
-                                 conditioning=conditioning, degradation=degradation,
-                                 seed=[sample_seed(args.seed, files.names[i]) for i in batch], clamp=(-1, 1))
+                result = recipe.restore(model, y, nfe=args.nfe, ot_ode=args.ot_ode, eta=cfg.eta,
+                                        degradation=degradation,
+                                        seed=[sample_seed(args.seed, files.names[i]) for i in batch], clamp=(-1, 1))
                 for k, i in enumerate(batch):
                     (args.out / stems[i]).parent.mkdir(parents=True, exist_ok=True)
                     save_png(result.x[k], args.out / f"{stems[i]}.png")

@@ -39,15 +39,14 @@ import torch  # noqa: E402
 import torch.distributed as torch_dist  # noqa: E402
 
 from full.checks import check_train  # noqa: E402
-from full.common import (conditioning_of, degrade_fn_of, estimator_of, network_of, prior_of,  # noqa: E402
-                         schedule_of, strategy_of)
+from full.common import degrade_fn_of, estimator_of, prior_of, recipe_of  # noqa: E402
 from full.config import ConfigError, FullConfig, degradation_config, load_config, save_config  # noqa: E402
 from pi2sb_lab import dist  # noqa: E402
 from pi2sb_lab.checkpoint import latest_checkpoint  # noqa: E402
 from pi2sb_lab.data.images import ImageFolder, to_float  # noqa: E402
 from pi2sb_lab.diffusion import VPObjective, VPSchedule, ddim  # noqa: E402
-from pi2sb_lab.pipeline import degrade_pair_fn, restore  # noqa: E402
 from pi2sb_lab.preflight import argparse_errors  # noqa: E402
+from pi2sb_lab.recipe import Recipe  # noqa: E402
 from pi2sb_lab.train import SupervisedObjective, TrainState, training_loop  # noqa: E402
 
 
@@ -88,10 +87,12 @@ def worker_count(requested: int) -> int:
 
 class Monitor:
     """The training loop's callback: TensorBoard scalars every ``log_every`` steps, image grids every
-    ``image_every``; the skipped-file count is gathered from all ranks (a collective, so every rank calls)."""
+    ``image_every``; the skipped-file count is gathered from all ranks (a collective, so every rank calls).
+    ``recipe``: the bridge being trained (its grids restore with it), None for the helper networks."""
 
-    def __init__(self, cfg: FullConfig, dataset: ImageFolder, run_dir: Path, start_step: int) -> None:
-        self.cfg, self.dataset, self.run_dir = cfg, dataset, run_dir
+    def __init__(self, cfg: FullConfig, dataset: ImageFolder, run_dir: Path, start_step: int,
+                 recipe: Recipe | None = None) -> None:
+        self.cfg, self.dataset, self.run_dir, self.recipe = cfg, dataset, run_dir, recipe
         self.writer = None
         if dist.is_main():
             from torch.utils.tensorboard import SummaryWriter
@@ -168,9 +169,8 @@ class Monitor:
     def _grid(self, state: TrainState) -> None:
         x, y, params = (t.to(state.device) for t in self.preview)
         cfg = self.cfg
-        result = restore(state.ema, y, schedule_of(cfg), strategy_of(cfg), nfe=cfg.grid_nfe, ot_ode=cfg.ot_ode,
-                         eta=cfg.eta,
-                         conditioning=conditioning_of(cfg), degradation=params, seed=cfg.seed, clamp=(-1, 1))
+        result = self.recipe.restore(state.ema, y, nfe=cfg.grid_nfe, ot_ode=cfg.ot_ode, eta=cfg.eta,
+                                     degradation=params, seed=cfg.seed, clamp=(-1, 1))
         # LQ | EMA restored | HQ per row (Noise-I2SB shows its x̂: no prior while training)
         rows = torch.stack([y, result.x.to(y.dtype), x], dim=1).flatten(0, 1)
         self._save_grid(rows.float().cpu(), nrow=3, state=state, tag="preview/lq_restored_hq")
@@ -194,15 +194,16 @@ def main(argv: list[str] | None = None) -> int:
                         f"{cfg.image_size}², {len(dataset)} images, world {dist.world_size()} on {device}, "
                         f"global batch {cfg.batch_size} = {dist.world_size()} ranks × {cfg.grad_accum} rounds × "
                         f"{cfg.batch_size // max(1, dist.world_size() * cfg.grad_accum)}")
-        monitor = Monitor(cfg, dataset, run_dir, start)
+        recipe = recipe_of(cfg) if cfg.model == "bridge" else None
+        monitor = Monitor(cfg, dataset, run_dir, start, recipe)
         workers = worker_count(cfg.num_workers)
         if workers != cfg.num_workers:
             dist.print0(f"num_workers={cfg.num_workers} lowered to {workers}: this rank has "
                         f"{workers + 1} CPU core(s)")
         callback_every = math.gcd(cfg.log_every, cfg.image_every)
         if cfg.model == "bridge":
-            pair_fn = degrade_pair_fn(degrade_fn_of(cfg), strategy_of(cfg), conditioning_of(cfg))
-            model, task = network_of(cfg), {"schedule": schedule_of(cfg), "ot_ode": cfg.ot_ode}
+            pair_fn = recipe.degrade_pair_fn(degrade_fn_of(cfg))
+            model, task = recipe.network(cfg.seed), {"schedule": recipe.bridge, "ot_ode": cfg.ot_ode}
         elif cfg.model == "estimator":  # regresses the eq. 19 vector of each on-the-fly draw from its LQ image
             degrade_fn = degrade_fn_of(cfg)
             pair_fn = lambda x, generator: degrade_fn(x, generator)[1:]  # noqa: E731  (y, vector)

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -60,20 +60,20 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..conditioning import Conditioning
 from ..data.mnist import EMBEDDED_SIZES, FULL_SIZES, load_mnist
 from ..degrade import degrade
-from ..hashing import PseudoHash, get_strategy
-from ..nets import seeded
+from ..bridge import Bridge
+from ..hashing import PseudoHash
 from ..nets.denoiser import ImageDenoiser, train_denoiser
 from ..nets.estimator import DegradationEstimator, EstimatorError, estimator_error, train_degradation_estimator
-from ..nets.unet import CONFIGS, UNet
-from ..parameterization import EpsParam, Parameterization
-from ..pipeline import pool_pair_fn
+from ..nets.unet import CONFIGS
+from ..parameterization import Parameterization
+from ..recipe import Recipe, make_recipe
 from ..schedule import GRIDS, SymmetricSchedule
 from ..train import training_loop
 
 __all__ = [
     "Variant", "VARIANTS", "TABLE3", "FIG3B", "check_variants", "MNISTConfig", "TEST_DEGRADATION_SEED",
     "CLASSIFIER_SEED", "TestSet", "make_test_set", "PairPool", "make_pair_pool", "SeedComponents", "prepare_seed",
-    "make_strategy", "make_network", "make_pair_fn", "TrainedVariant", "train_variant",
+    "variant_recipe", "pool_dataset", "TrainedVariant", "train_variant",
 ]
 
 TEST_DEGRADATION_SEED = 2025  # the held-out degradations: one fixed draw for every variant and every seed
@@ -312,27 +312,17 @@ def prepare_seed(config: MNISTConfig, seed: int, test: TestSet, *, device: str |
 # --------------------------------------------------------------------------- one variant
 
 
-def make_strategy(variant: Variant, config: MNISTConfig, denoiser: ImageDenoiser | None = None) -> PseudoHash:
-    """The variant's pseudo-hashing strategy; Noise gets level ``config.noise_level`` and ``denoiser``."""
-    if variant.strategy == "noise":
-        return get_strategy("noise", level=config.noise_level, denoiser=denoiser)
-    return get_strategy(variant.strategy)
+def variant_recipe(variant: Variant, config: MNISTConfig, denoiser: ImageDenoiser | None = None) -> Recipe:
+    """The variant's bridge (``recipe.make_recipe``): the symmetric schedule of ``config``, the variant's hashing
+    (Noise with level ``config.noise_level`` and ``denoiser``) and condition, the U-Net ``config.net``."""
+    return make_recipe(strategy=variant.strategy, conditioning=variant.conditioning, net=config.net, channels=1,
+                       beta_min=config.beta_min, beta_max=config.beta_max, noise_level=config.noise_level,
+                       denoiser=denoiser)
 
 
-def make_network(variant: Variant, config: MNISTConfig, *, seed: int = 0) -> UNet:
-    """The variant's U-Net (``config.net``), with the channels its hashing and conditions need; seeded init."""
-    channels = make_strategy(variant, config).channels(1)
-    return seeded(lambda: UNet.from_config(config.net, in_channels=channels, out_channels=channels,
-                                           **variant.conditioning.unet_kwargs(1)), seed)
-
-
-def make_pair_fn(variant: Variant, strategy: PseudoHash, pool: PairPool) -> Callable:
-    """``pair_fn(rows, generator) -> (x̂, ŷ, cond)`` for ``training_loop``: the dataset yields pool row indices.
-
-    ``pipeline.pool_pair_fn``: hashes the pairs (P-I2SB Alg. 1 line 4; Noise draws its ε
-    from ``generator``) and builds the condition from the *true* degradation vectors.
-    """
-    return pool_pair_fn(pool.x, pool.y, strategy, variant.conditioning, pool.params)
+def pool_dataset(pool: PairPool) -> TensorDataset:
+    """The pool's row indices: what ``training_loop`` draws for a ``Recipe.pool_pair_fn`` over ``pool``."""
+    return TensorDataset(torch.arange(len(pool)))
 
 
 # Settings that change only how a trained bridge is evaluated, not the training run stored with it.
@@ -341,14 +331,21 @@ _EVAL_ONLY = ("nfe", "grid", "eval_size", "classifier_epochs")
 
 @dataclasses.dataclass(frozen=True)
 class TrainedVariant:
-    """A trained bridge: ``model`` (the EMA ε-network), its ``strategy``, per-step ``losses``, wall ``seconds``."""
+    """A trained bridge: ``model`` (the EMA ε-network) of ``recipe``, per-step ``losses``, wall ``seconds``."""
 
     variant: Variant
     model: Parameterization
-    strategy: PseudoHash
-    schedule: SymmetricSchedule
+    recipe: Recipe
     losses: list[float]
     seconds: float
+
+    @property
+    def strategy(self) -> PseudoHash:
+        return self.recipe.strategy
+
+    @property
+    def schedule(self) -> Bridge:
+        return self.recipe.bridge
 
 
 def train_variant(variant: Variant, components: SeedComponents, config: MNISTConfig, *, seed: int,
@@ -363,14 +360,13 @@ def train_variant(variant: Variant, components: SeedComponents, config: MNISTCon
     """
     start = time.perf_counter()
     device = torch.device(device)
-    strategy = make_strategy(variant, config, components.denoiser)
-    schedule = config.schedule()
+    recipe = variant_recipe(variant, config, components.denoiser)
     pool = components.pool.to(device)
     result = training_loop(
-        model=EpsParam(make_network(variant, config, seed=seed), schedule),
-        schedule=schedule,
-        dataset=TensorDataset(torch.arange(len(pool))),
-        pair_fn=make_pair_fn(variant, strategy, pool),
+        model=recipe.network(seed),
+        schedule=recipe.bridge,
+        dataset=pool_dataset(pool),
+        pair_fn=recipe.pool_pair_fn(pool.x, pool.y, pool.params),
         total_steps=config.steps,
         batch_size=config.batch_size,
         lr=config.lr,
@@ -387,5 +383,4 @@ def train_variant(variant: Variant, components: SeedComponents, config: MNISTCon
         fingerprint={"variant": variant.name, "data": "embedded" if config.mnist_root is None else "full"},
         ignore_fingerprint=ignore_fingerprint,
     )
-    return TrainedVariant(variant, result.ema.eval(), strategy, schedule, list(result.losses),
-                          time.perf_counter() - start)
+    return TrainedVariant(variant, result.ema.eval(), recipe, list(result.losses), time.perf_counter() - start)
