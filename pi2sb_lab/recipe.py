@@ -71,9 +71,10 @@ class Recipe:
         channels as the hashing needs (Cat doubles them), plus the condition's inputs."""
         width = self.strategy.channels(self.channels)
         cond = self.conditioning.unet_kwargs(self.channels)
-        if self.net == MLP:
-            return seeded(lambda: MLP2D(width, cond_dim=cond["cond_channels"],
-                                        degradation_dim=cond["degradation_dim"], **self.net_options), seed)
+        if self.net == MLP:  # net_options may set cond_dim itself (a raw pair set with its own condition)
+            options = {"cond_dim": cond["cond_channels"], "degradation_dim": cond["degradation_dim"],
+                       **self.net_options}
+            return seeded(lambda: MLP2D(width, **options), seed)
         return seeded(lambda: UNet.from_config(self.net, in_channels=width, out_channels=width, **cond,
                                                **self.net_options), seed)
 

@@ -33,19 +33,15 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from ..conditioning import Conditioning
+from ..conditioning import get_conditioning
 from ..data.mnist import load_mnist
 from ..diffusion import PaletteObjective, ddim, prior_noise
 from ..families import make_family
-from ..hashing import Origin
-from ..nets import seeded
-from ..nets.unet import UNet
 from ..objective import BridgeObjective
 from ..operators import get_operator
-from ..parameterization import EpsParam, KarrasParam
-from ..pipeline import degrade_pair_fn, restore
+from ..parameterization import KarrasParam
 from ..train import training_loop
-from .baselines import BaselineConfig, check_operators, operator_cells
+from .baselines import BaselineConfig, bridge_recipe, check_operators, operator_cells
 from .cells import CpuClock, check_seeds, mean_std, run_cells
 from .mnist_eval import ImageMetrics, evaluate_restored
 
@@ -72,19 +68,20 @@ def _train(model: str, operator: str, config: BaselineConfig, *, seed: int, devi
     op = get_operator(operator)
     images = load_mnist("train").images
     images = images if config.train_size is None else images[: config.train_size]
-    pair_fn = degrade_pair_fn(lambda x, g: (x, op(x, generator=g).y, None), Origin(), Conditioning())
-    if model == "palette":
+    recipe = bridge_recipe(config, None if model == "palette" else _family(model, config))
+    pair_fn = recipe.degrade_pair_fn(lambda x, g: (x, op(x, generator=g).y, None))
+    if model == "palette":  # the same U-Net with y concatenated (an lq-conditioned backbone), on the VP schedule
         bridge = config.vp_schedule()
-        net = seeded(lambda: UNet.from_config(config.net, cond_channels=1), seed)
+        net = dataclasses.replace(recipe, conditioning=get_conditioning("lq")).backbone(seed)
         objective = PaletteObjective(bridge, prediction="v")
     else:
-        bridge = _family(model, config)
-        backbone = seeded(lambda: UNet.from_config(config.net), seed)
+        bridge = recipe.bridge
         if model == "i2sb":
-            net = EpsParam(backbone, bridge)
+            net = recipe.network(seed)
         else:  # data statistics for the preconditioning from 512 training pairs (a fixed generator)
             x = images[:512]
-            net = KarrasParam.from_data(backbone, bridge, x, op(x, generator=torch.Generator().manual_seed(0)).y)
+            net = KarrasParam.from_data(recipe.backbone(seed), bridge, x,
+                                        op(x, generator=torch.Generator().manual_seed(0)).y)
         objective = BridgeObjective(bridge)
     result = training_loop(model=net, objective=objective, dataset=images, pair_fn=pair_fn,
                            total_steps=config.steps, batch_size=config.batch_size, lr=config.lr,
@@ -92,7 +89,7 @@ def _train(model: str, operator: str, config: BaselineConfig, *, seed: int, devi
                            device=str(device), run_dir=run_dir, resume=run_dir is not None,
                            log_every=max(1, config.steps // 10), progress=progress,
                            config={"model": model, "operator": operator, "fewstep": config.as_dict()})
-    return result.ema.eval(), bridge, list(result.losses)
+    return result.ema.eval(), bridge, list(result.losses), recipe
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +119,7 @@ def run_fewstep_cell(*, model: str, operator: str, seed: int, config: BaselineCo
             return FewStepRecord(model, operator, seed, metrics, data["final_loss"], data["train_seconds"],
                                  data["eval_seconds"], data["cpu_seconds"])
     clock = CpuClock()
-    net, bridge, losses = _train(model, operator, config, seed=seed, device=device, run_dir=run_dir,
+    net, bridge, losses, recipe = _train(model, operator, config, seed=seed, device=device, run_dir=run_dir,
                                  progress=progress)
     train_seconds = clock.wall
     metrics = {}
@@ -137,8 +134,8 @@ def run_fewstep_cell(*, model: str, operator: str, seed: int, config: BaselineCo
                 x = ddim(net, prior_noise(y.shape, generator=gen, device=dev), bridge, nfe=nfe, grid=config.grid,
                          cond=y, generator=gen, clip_x0=config.clip_x0).x.clamp(-1, 1).cpu()
             else:
-                x = restore(net, test.y, bridge, Origin(), nfe=nfe, grid=config.grid, seed=seed, clamp=(-1.0, 1.0),
-                            **kw).x.cpu()
+                x = recipe.restore(net, test.y, nfe=nfe, grid=config.grid, seed=seed, clamp=(-1.0, 1.0),
+                                   **kw).x.cpu()
             metrics[name][nfe] = evaluate_restored(x, test, classifier)
     record = FewStepRecord(model, operator, seed, metrics, losses[-1], train_seconds, clock.wall - train_seconds,
                            clock.cpu)
