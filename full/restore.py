@@ -243,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
             for i in mine[start:start + args.batch_size]:
                 try:
                     image = files.read(i)
-                    vector = params_vector(args.params, stems[i]) if recipe.conditioning.da and estimator is None else None
+                    needs_vector = recipe.conditioning.da and estimator is None
+                    vector = params_vector(args.params, stems[i]) if needs_vector else None
                 except (ImageError, OSError, KeyError, ValueError) as err:
                     skipped.append(f"{files.names[i]}: {err}")
                     continue

@@ -35,7 +35,7 @@ _START = time.perf_counter()
 
 import torch  # noqa: E402
 
-from pi2sb_lab.cli import check_out_dir, int_at_least, make_out_dir, path_arg, seed_value  # noqa: E402
+from pi2sb_lab.cli import check_out_dir, flag_error, int_at_least, make_out_dir, path_arg, seed_value  # noqa: E402
 from pi2sb_lab.notebook import resolve_device  # noqa: E402
 from pi2sb_lab.viz import savefig  # noqa: E402
 
@@ -369,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         args.device = resolve_device(args.device)
         study = args.prepare(args)  # checks every setting before anything is trained
     except ValueError as err:
-        parser.error(str(err).replace("parameter DEVICE", "--device"))
+        parser.error(flag_error(err, {"DEVICE": "--device"}))
     if args.device.type == "cpu":
         torch.set_num_threads(args.threads)
     make_out_dir(parser, out)

@@ -47,8 +47,8 @@ from .mnist import CLASSIFIER_SEED, TEST_DEGRADATION_SEED, TestSet
 from .mnist_eval import ImageMetrics, evaluate_restored
 
 __all__ = ["ModelKind", "MODELS", "FIG8_OPERATORS", "TABLE6_OPERATORS", "FIG8_NFES", "BaselineConfig",
-           "operator_test_set", "bridge_recipe", "TrainedModel", "train_model", "restore_with", "CellRecord", "run_cell",
-           "OperatorStudy", "run_operator_study", "check_operators", "check_models"]
+           "operator_test_set", "bridge_recipe", "TrainedModel", "train_model", "restore_with", "CellRecord",
+           "run_cell", "OperatorStudy", "run_operator_study", "check_operators", "check_models"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -332,4 +332,5 @@ def train_and_restore(problem: Blind2DProblem, strategy: str, *, ot_ode: bool = 
     with single_thread():
         out = recipe.restore(fitted.model, problem.test_y.float(), nfe=config.nfe, grid=config.grid, ot_ode=ot_ode,
                              seed=seed, trajectory_stride=trajectory_stride)
-    return Restoration2D(recipe.strategy.name, ot_ode, seed, out.x, evaluate(out.x, problem, seed=seed), fitted, out.sampled)
+    return Restoration2D(recipe.strategy.name, ot_ode, seed, out.x, evaluate(out.x, problem, seed=seed), fitted,
+                         out.sampled)
