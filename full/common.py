@@ -42,9 +42,9 @@ def estimator_of(cfg: FullConfig) -> DegradationEstimator:
 
 def prior_of(cfg: FullConfig) -> UNet:
     """The unconditional ε-network of a VP diffusion prior (``model: prior``) on the HQ faces, for
-    Noise-I2SB's DDIM decode (P-I2SB eq. 18): the U-Net of an unhashed, unconditioned recipe."""
-    return make_recipe(net=cfg.net, channels=IMAGE_CHANNELS, image_size=cfg.image_size,
-                       use_checkpoint=cfg.use_checkpoint).backbone(cfg.seed)
+    Noise-I2SB's DDIM decode (P-I2SB eq. 18): the bridge's U-Net ``cfg.net`` without hashing or condition."""
+    return seeded(lambda: UNet.from_config(cfg.net, in_channels=IMAGE_CHANNELS, out_channels=IMAGE_CHANNELS,
+                                           image_size=cfg.image_size, use_checkpoint=cfg.use_checkpoint), cfg.seed)
 
 
 def degrade_fn_of(cfg: FullConfig):

@@ -80,7 +80,8 @@ class Recipe:
 
     def network(self, seed: int = 0, **kwargs) -> Parameterization:
         """:meth:`backbone` inside its parameterization (``kwargs``: e.g. Karras's data statistics)."""
-        return parameterize(self.parameterization, self.backbone(seed), self.bridge, **kwargs)
+        backbone = self.backbone(seed)
+        return parameterize(self.parameterization, backbone, self.bridge, **kwargs)
 
     def degrade_pair_fn(self, degrade_fn: DegradeFn) -> Callable:
         """``pipeline.degrade_pair_fn``: clean batches degraded on the fly, hashed, conditioned."""

@@ -229,3 +229,15 @@ def test_resuming_into_another_variants_folder_is_refused(tmp_path, pool):
         reused = train_variant(VARIANTS["res"], parts, config, seed=0, run_dir=folder, progress=False,
                                ignore_fingerprint=True)
     assert reused.losses == vanilla.losses  # the explicit override really reuses the run
+
+
+def test_ablation_reads_records_by_key_and_refuses_a_missing_cell():
+    ablation = _fake_ablation({"a-vanilla": [0.90, 0.94], "f-res": [0.95, 0.97]})
+    assert list(ablation.runs) == ["a-vanilla", "f-res"] and list(ablation.runs["f-res"]) == [0, 1]
+    assert ablation.runs["f-res"][1].metrics.accuracy == 0.97 and ablation.record("a-vanilla", 1) is \
+        ablation.runs["a-vanilla"][1]
+    with pytest.raises(KeyError, match="no record for variant 'f-res', seed 2"):
+        ablation.record("f-res", 2)
+    with pytest.raises(ValueError, match=r"records lack the variant/seed cells \[\('f-res', 1\)\]"):
+        Ablation(MNISTConfig(), ["a-vanilla", "f-res"], [0, 1], ablation.records[:-1], [],
+                 ablation.degraded, 0.97, None, "cpu", 0.0)

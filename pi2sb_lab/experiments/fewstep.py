@@ -47,7 +47,7 @@ from .mnist_eval import ImageMetrics, evaluate_restored
 
 __all__ = ["FAMILY_SETTINGS", "MODELS", "SAMPLERS", "FEWSTEP_NFES", "FEWSTEP_OPERATORS", "FewStepRecord",
            "run_fewstep_cell", "run_fewstep_study", "fewstep_json", "fewstep_figure", "fewstep_tables",
-           "fewstep_verdict"]
+           "fewstep_verdict", "fewstep_report"]
 
 FAMILY_SETTINGS = {"i2sb": {}, "ddbm-vp": dict(beta_min=0.1, beta_d=2.0), "ddbm-ve": dict(sigma_max=80.0),
                    "goub": dict(theta=3.0, lam=0.3)}
@@ -277,3 +277,17 @@ def fewstep_json(study: FewStepStudy) -> dict:
             "classifier_accuracy": study.classifier_accuracy, "device": study.device,
             "degraded": {op: m.as_dict() for op, m in study.degraded.items()}, "summary": summary, "cells": cells,
             "seconds": study.seconds, "cpu_seconds": study.cpu_seconds}
+
+
+def fewstep_report(study: FewStepStudy) -> tuple[str, dict, dict[str, plt.Figure]]:
+    """The run folder of ``toy/baselines.py fewstep``: (results.md's text, results.json, figures)."""
+    config = study.config
+    setup = (f"{config.steps} training steps per model (batch {config.batch_size}, {config.net}), "
+             f"{config.eval_size} held-out digits per operator, seeds {study.seeds}; digit classifier "
+             f"accuracy on clean test digits {study.classifier_accuracy:.3f}. Families: {FAMILY_SETTINGS}; "
+             f"samplers: {SAMPLERS}; Palette (v-prediction) with DDIM η = 0.")
+    verdict = "\n".join(f"- {line}" for line in fewstep_verdict(study))
+    report = (f"# Few-step sampling of the bridge families on MNIST\n\n{setup}\n\n## Verdict: implicit at "
+              f"NFE ≤ 5 against Markovian at NFE {study.nfes[-1]} (means over seeds)\n\n{verdict}\n\n## Tables "
+              f"(mean ± std over {len(study.seeds)} seeds)\n\n{fewstep_tables(study)}")
+    return report, fewstep_json(study), {"fewstep.png": fewstep_figure(study)}
