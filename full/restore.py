@@ -88,7 +88,8 @@ def check_args(parser, args):
         check_out_dir(args.out, "OUT")
         check_apart({"INPUT": args.input}, args.out, "OUT")
     ckpt, cfg = read_full_checkpoint(parser, args.checkpoint, "bridge")
-    if recipe_of(cfg).conditioning.da and (args.params is None) == (args.estimator is None):
+    da = recipe_of(cfg).conditioning.da  # the model reads eq. 19's vector
+    if da and (args.params is None) == (args.estimator is None):
         parser.error(f"this checkpoint (variant {cfg.variant}, condition {cfg.conditioning}) needs each input's "
                      "eq. 19 vector: give either --params DIR (make_testset.py's params/: the true draws) or "
                      "--estimator RUN (a `full/train.py estimator` run: predicted from y)")
@@ -107,7 +108,7 @@ def check_args(parser, args):
     with argparse_errors(parser):
         files = check_images(args.input, cfg.image_size, "INPUT")
         args.stems = output_stems(files, "INPUT")
-        if recipe_of(cfg).conditioning.da and args.params is not None:
+        if da and args.params is not None:
             check_params(args.params, args.stems)
     check_same_settings(parser, args.out, settings_of(args, ckpt, cfg, helpers))
     return ckpt, cfg, files, helpers

@@ -14,8 +14,9 @@ A P-I2SB model is five choices (P-I2SB Alg. 1–2, Table 3):
 run needs: :meth:`Recipe.network` (the seeded backbone inside its parameterization, with as
 many input channels as the hashing and the conditions ask for), :meth:`Recipe.degrade_pair_fn`
 / :meth:`Recipe.pool_pair_fn` (the training pairs of ``pipeline``) and :meth:`Recipe.restore`
-(``pipeline.restore`` with this bridge, hashing and condition). The notebooks, ``toy/``,
-``experiments/`` and ``full/`` all build their bridge here, so one name means one model everywhere.
+(``pipeline.restore`` with this bridge, hashing and condition). The studies of ``experiments/``
+(and so ``toy/`` and the notebooks that train a bridge), the MNIST lab and ``full/`` all build their
+bridge here, so one name means one model everywhere.
 """
 
 from __future__ import annotations
