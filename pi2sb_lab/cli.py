@@ -75,7 +75,7 @@ def make_out_dir(parser: argparse.ArgumentParser, path: Path, flag: str = "--out
 
 def flag_error(err: Exception, flags: dict[str, str]) -> str:
     """``err``'s message as the command line says it: where the library named the parameter it rejects
-    (a ``ParameterError``: ``err.parameter`` and ``err.problem``) and ``flags`` maps that name to the flag
+    (``err.parameter`` and ``err.problem``, see ``_checks.parameter_error``) and ``flags`` maps that name to the flag
     that set it, the flag takes its place; any other error keeps its own words."""
     flag = flags.get(getattr(err, "parameter", None))
     return f"{flag} {err.problem}" if flag else str(err)

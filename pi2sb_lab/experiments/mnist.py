@@ -55,7 +55,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import TensorDataset
 
-from .._checks import ParameterTypeError, ParameterValueError, check_real
+from .._checks import check_real, parameter_error
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..conditioning import Conditioning
 from ..data.mnist import EMBEDDED_SIZES, FULL_SIZES, load_mnist
@@ -171,25 +171,27 @@ class MNISTConfig:
                      "denoiser_steps"):
             value = getattr(self, name)
             if type(value) is not int or value < 1:
-                raise ParameterValueError(name, f"must be an int >= 1; got {value!r}")
+                raise parameter_error(ValueError, name, f"must be an int >= 1; got {value!r}")
         if self.mnist_root is not None and not isinstance(self.mnist_root, str):
-            raise ParameterTypeError("mnist_root", f"must be None (the embedded digits) or a folder path as a str; "
-                                                   f"got {self.mnist_root!r}")
+            raise parameter_error(TypeError, "mnist_root", f"must be None (the embedded digits) or a folder path "
+                                                           f"as a str; got {self.mnist_root!r}")
         n_train, n_test = split_sizes(self.mnist_root)
         if not 2 <= self.eval_size <= n_test:
-            raise ParameterValueError("eval_size", f"must lie in [2, {n_test}] (the Fréchet distance fits a "
-                                      f"covariance; the {'embedded' if self.mnist_root is None else 'full'} test "
-                                      f"split has {n_test} digits); got {self.eval_size}")
+            split = "embedded" if self.mnist_root is None else "full"
+            raise parameter_error(ValueError, "eval_size", f"must lie in [2, {n_test}] (the Fréchet distance fits a "
+                                                           f"covariance; the {split} test split has {n_test} digits); "
+                                                           f"got {self.eval_size}")
         if self.train_size is not None and (type(self.train_size) is not int
                                             or not self.batch_size <= self.train_size <= n_train):
-            raise ParameterValueError("train_size", f"must be None (all {n_train}) or an int in [batch_size = "
-                                      f"{self.batch_size}, {n_train}]; got {self.train_size!r}")
+            raise parameter_error(ValueError, "train_size", f"must be None (all {n_train}) or an int in "
+                                                            f"[batch_size = {self.batch_size}, {n_train}]; "
+                                                            f"got {self.train_size!r}")
         for name in ("lr", "beta_min", "beta_max", "noise_level"):  # NaN and inf pass a `> 0` test
             check_real(name, getattr(self, name), low=0, low_open=True)
         if self.net not in CONFIGS:
-            raise ParameterValueError("net", f"must be one of {sorted(CONFIGS)}; got {self.net!r}")
+            raise parameter_error(ValueError, "net", f"must be one of {sorted(CONFIGS)}; got {self.net!r}")
         if self.grid not in GRIDS:
-            raise ParameterValueError("grid", f"must be one of {list(GRIDS)}; got {self.grid!r}")
+            raise parameter_error(ValueError, "grid", f"must be one of {list(GRIDS)}; got {self.grid!r}")
         if not (self.lr > 0 and 0 <= self.ema_decay < 1 and self.noise_level > 0 and self.warmup_steps >= 0):
             raise ValueError(f"need lr > 0, 0 <= ema_decay < 1, noise_level > 0, warmup_steps >= 0; got lr={self.lr}, "
                              f"ema_decay={self.ema_decay}, noise_level={self.noise_level}, "
