@@ -163,7 +163,8 @@ class TrainedModel:
 def bridge_recipe(config: BaselineConfig, bridge=None) -> Recipe:
     """The bridges of these studies (``recipe.make_recipe``): I2SB's symmetric schedule of ``config`` (or
     ``bridge``), no hashing, no condition (I2SB maps y to x directly), the U-Net ``config.net``."""
-    return make_recipe(bridge=config.bridge_schedule() if bridge is None else bridge, net=config.net)
+    return make_recipe(bridge="i2sb" if bridge is None else bridge, beta_min=config.beta_min,
+                       beta_max=config.beta_max, net=config.net)
 
 
 def train_model(kind: ModelKind, operator: str, config: BaselineConfig, *, seed: int,

@@ -40,6 +40,7 @@ from ..families import make_family
 from ..objective import BridgeObjective
 from ..operators import get_operator
 from ..parameterization import KarrasParam
+from ..recipe import make_bridge
 from ..train import training_loop
 from .baselines import BaselineConfig, bridge_recipe, check_operators, operator_cells
 from .cells import CpuClock, check_seeds, mean_std, run_cells
@@ -60,8 +61,9 @@ _LABEL = {"psnr": "PSNR (dB) ↑", "accuracy": "digit accuracy ↑", "fd": "FD (
 
 
 def _family(model: str, config: BaselineConfig):
-    return make_family("i2sb", schedule=config.bridge_schedule()) if model == "i2sb" else \
-        make_family(model, **FAMILY_SETTINGS[model])
+    if model == "i2sb":  # the symmetric schedule of config, as a family like the others
+        return make_family("i2sb", schedule=make_bridge(beta_min=config.beta_min, beta_max=config.beta_max))
+    return make_family(model, **FAMILY_SETTINGS[model])
 
 
 def _train(model: str, operator: str, config: BaselineConfig, *, seed: int, device, run_dir, progress):
