@@ -1,19 +1,17 @@
-"""What full/train.py and full/restore.py build from a :class:`FullConfig`: network, hashing, condition,
-schedule, and the batched eq. 19 degradation of a uint8 batch on the training device."""
+"""What full/train.py and full/restore.py build from a :class:`FullConfig`: the bridge's recipe, the
+helper networks (degradation estimator, VP prior), and the batched eq. 19 degradation of a uint8 batch
+on the training device."""
 
 from __future__ import annotations
 
 import torch
 
-from pi2sb_lab.conditioning import Conditioning, get_conditioning
 from pi2sb_lab.data.images import to_float
 from pi2sb_lab.degrade import degrade
-from pi2sb_lab.hashing import PseudoHash, get_strategy
 from pi2sb_lab.nets import seeded
 from pi2sb_lab.nets.estimator import DegradationEstimator
 from pi2sb_lab.nets.unet import UNet
-from pi2sb_lab.families import BridgeFamily, make_family
-from pi2sb_lab.schedule import SymmetricSchedule
+from pi2sb_lab.recipe import Recipe, make_recipe
 
 from .config import FullConfig, degradation_config
 
@@ -25,36 +23,15 @@ def x_hat_as_is(x_noisy: torch.Tensor, sigma) -> torch.Tensor:
     return x_noisy
 
 
-def strategy_of(cfg: FullConfig, denoiser=None) -> PseudoHash:
-    """The pseudo-hashing strategy (P-I2SB eq. 11/18). Noise gets λ = ``noise_level`` and ``denoiser``
-    (e.g. a ``diffusion.DDIMDenoiser`` on a trained prior), else :func:`x_hat_as_is`."""
-    if cfg.strategy == "noise":
-        return get_strategy("noise", level=cfg.noise_level, denoiser=denoiser or x_hat_as_is)
-    return get_strategy(cfg.strategy)
-
-
-def conditioning_of(cfg: FullConfig) -> Conditioning:
-    return get_conditioning(cfg.conditioning)
-
-
-def schedule_of(cfg: FullConfig) -> SymmetricSchedule | BridgeFamily:
-    """The bridge: I2SB's symmetric schedule on (beta_min, beta_max), or another family at its defaults."""
-    if cfg.family == "i2sb":
-        return SymmetricSchedule(cfg.beta_min, cfg.beta_max)
-    return make_family(cfg.family)
-
-
-def _unet(cfg: FullConfig, channels: int, **cond) -> UNet:
-    """The U-Net ``cfg.net`` at ``cfg.image_size`` with ``channels`` in and out, initialised from ``cfg.seed``."""
-    return seeded(lambda: UNet.from_config(cfg.net, in_channels=channels, out_channels=channels,
-                                           image_size=cfg.image_size, use_checkpoint=cfg.use_checkpoint, **cond),
-                  cfg.seed)
-
-
-def network_of(cfg: FullConfig) -> UNet:
-    """The bridge's U-Net, with the channels the hashing and the conditions need (DDP then broadcasts
-    rank 0's weights anyway)."""
-    return _unet(cfg, strategy_of(cfg).channels(IMAGE_CHANNELS), **conditioning_of(cfg).unet_kwargs(IMAGE_CHANNELS))
+def recipe_of(cfg: FullConfig, denoiser=None) -> Recipe:
+    """The bridge of ``cfg`` (``recipe.make_recipe``): ``family`` (I2SB's symmetric schedule on
+    ``beta_min``/``beta_max``, or another family at its defaults), ``strategy`` (Noise with λ =
+    ``noise_level`` and ``denoiser``, e.g. a ``diffusion.DDIMDenoiser`` on a trained prior, else
+    :func:`x_hat_as_is`), ``conditioning``, and the U-Net ``net`` at ``image_size``."""
+    return make_recipe(bridge=cfg.family, strategy=cfg.strategy, conditioning=cfg.conditioning, net=cfg.net,
+                       channels=IMAGE_CHANNELS, beta_min=cfg.beta_min, beta_max=cfg.beta_max,
+                       noise_level=cfg.noise_level, denoiser=denoiser or x_hat_as_is,
+                       image_size=cfg.image_size, use_checkpoint=cfg.use_checkpoint)
 
 
 def estimator_of(cfg: FullConfig) -> DegradationEstimator:
@@ -65,8 +42,9 @@ def estimator_of(cfg: FullConfig) -> DegradationEstimator:
 
 def prior_of(cfg: FullConfig) -> UNet:
     """The unconditional ε-network of a VP diffusion prior (``model: prior``) on the HQ faces, for
-    Noise-I2SB's DDIM decode (P-I2SB eq. 18)."""
-    return _unet(cfg, IMAGE_CHANNELS)
+    Noise-I2SB's DDIM decode (P-I2SB eq. 18): the bridge's U-Net ``cfg.net`` without hashing or condition."""
+    return seeded(lambda: UNet.from_config(cfg.net, in_channels=IMAGE_CHANNELS, out_channels=IMAGE_CHANNELS,
+                                           image_size=cfg.image_size, use_checkpoint=cfg.use_checkpoint), cfg.seed)
 
 
 def degrade_fn_of(cfg: FullConfig):

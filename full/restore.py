@@ -39,7 +39,7 @@ if __package__ in (None, ""):  # run as a script: make `full` importable
 import torch  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from full.common import conditioning_of, estimator_of, network_of, prior_of, schedule_of, strategy_of  # noqa: E402
+from full.common import estimator_of, prior_of, recipe_of  # noqa: E402
 from full.config import ConfigError, config_from_dict  # noqa: E402
 from pi2sb_lab import dist  # noqa: E402
 from pi2sb_lab.atomic import write_atomic  # noqa: E402
@@ -48,8 +48,6 @@ from pi2sb_lab.cli import path_arg  # noqa: E402
 from pi2sb_lab.data.images import ImageError, sample_seed, save_png, to_float  # noqa: E402
 from pi2sb_lab.degrade import DEGRADATION_PARAM_NAMES  # noqa: E402
 from pi2sb_lab.diffusion import DDIMDenoiser, VPSchedule  # noqa: E402
-from pi2sb_lab.parameterization import as_parameterization  # noqa: E402
-from pi2sb_lab.pipeline import restore  # noqa: E402
 from pi2sb_lab.preflight import (PreflightError, argparse_errors, check_apart, check_device,  # noqa: E402
                                  check_images, check_out_dir, output_stems)
 
@@ -90,7 +88,8 @@ def check_args(parser, args):
         check_out_dir(args.out, "OUT")
         check_apart({"INPUT": args.input}, args.out, "OUT")
     ckpt, cfg = read_full_checkpoint(parser, args.checkpoint, "bridge")
-    if conditioning_of(cfg).da and (args.params is None) == (args.estimator is None):
+    da = recipe_of(cfg).conditioning.da  # the model reads eq. 19's vector
+    if da and (args.params is None) == (args.estimator is None):
         parser.error(f"this checkpoint (variant {cfg.variant}, condition {cfg.conditioning}) needs each input's "
                      "eq. 19 vector: give either --params DIR (make_testset.py's params/: the true draws) or "
                      "--estimator RUN (a `full/train.py estimator` run: predicted from y)")
@@ -109,7 +108,7 @@ def check_args(parser, args):
     with argparse_errors(parser):
         files = check_images(args.input, cfg.image_size, "INPUT")
         args.stems = output_stems(files, "INPUT")
-        if conditioning_of(cfg).da and args.params is not None:
+        if da and args.params is not None:
             check_params(args.params, args.stems)
     check_same_settings(parser, args.out, settings_of(args, ckpt, cfg, helpers))
     return ckpt, cfg, files, helpers
@@ -134,7 +133,7 @@ def settings_of(args, ckpt, cfg, helpers) -> dict:
     """What makes a restored image what it is: every PNG in OUT was made with these (restore.json)."""
     return {"checkpoint": str(ckpt.path), "step": ckpt.step, "weights": args.weights, "nfe": args.nfe,
             "ot_ode": args.ot_ode, "seed": args.seed, "variant": cfg.variant,
-            "da": None if not conditioning_of(cfg).da else (f"estimated by {helpers['estimator'][0].path}"
+            "da": None if not recipe_of(cfg).conditioning.da else (f"estimated by {helpers['estimator'][0].path}"
                                                             if "estimator" in helpers else f"true, {args.params}"),
             "decode": (f"eq. 18 ({cfg.strategy})" if cfg.strategy != "noise" else
                        "x_hat (no --prior: eq. 18's Denoise not applied)" if "prior" not in helpers else
@@ -241,20 +240,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 class Restorer(NamedTuple):
-    """What restores a batch: the bridge's network, its schedule, strategy and condition, and the
-    degradation estimator when the condition needs the eq. 19 vector and none is given."""
+    """What restores a batch: the bridge's network and its recipe (schedule, strategy, condition), and
+    the degradation estimator when the condition needs the eq. 19 vector and none is given."""
 
     model: torch.nn.Module
-    schedule: object
-    strategy: object
-    conditioning: object
+    recipe: object
     estimator: torch.nn.Module | None
     eta: float
 
 
 def load_restorer(args, ckpt, cfg, helpers: dict, device) -> Restorer:
     """The checkpoint's network (EMA or raw weights) and the helper networks it needs, on ``device``."""
-    model = load_net(as_parameterization(network_of(cfg), schedule_of(cfg)), ckpt, args.weights, device)
     estimator = denoiser = None
     if "estimator" in helpers:
         est, est_cfg = helpers["estimator"]
@@ -263,7 +259,9 @@ def load_restorer(args, ckpt, cfg, helpers: dict, device) -> Restorer:
         prior, prior_cfg = helpers["prior"]
         denoiser = DDIMDenoiser(load_net(prior_of(prior_cfg), prior, "ema", device), VPSchedule(),
                                 nfe=args.prior_nfe)
-    return Restorer(model, schedule_of(cfg), strategy_of(cfg, denoiser), conditioning_of(cfg), estimator, cfg.eta)
+    recipe = recipe_of(cfg, denoiser)
+    model = load_net(recipe.network(cfg.seed), ckpt, args.weights, device)
+    return Restorer(model, recipe, estimator, cfg.eta)
 
 
 def restore_share(args, files, mine: list[int], r: Restorer, device) -> tuple[list[str], int]:
@@ -276,7 +274,7 @@ def restore_share(args, files, mine: list[int], r: Restorer, device) -> tuple[li
         for i in mine[start:start + args.batch_size]:
             try:
                 image = files.read(i)
-                vector = params_vector(args.params, stems[i]) if r.conditioning.da and r.estimator is None else None
+                vector = params_vector(args.params, stems[i]) if r.recipe.conditioning.da and r.estimator is None else None
             except (ImageError, OSError, KeyError, ValueError) as err:
                 skipped.append(f"{files.names[i]}: {err}")
                 continue
@@ -286,11 +284,10 @@ def restore_share(args, files, mine: list[int], r: Restorer, device) -> tuple[li
         if batch:
             y = to_float(torch.stack(images)).to(device)
             degradation = None
-            if r.conditioning.da:
+            if r.recipe.conditioning.da:
                 degradation = r.estimator.predict(y) if r.estimator is not None else torch.stack(vectors).to(device)
-            result = restore(r.model, y, r.schedule, r.strategy, nfe=args.nfe, ot_ode=args.ot_ode, eta=r.eta,
-                             conditioning=r.conditioning, degradation=degradation,
-                             seed=[sample_seed(args.seed, files.names[i]) for i in batch], clamp=(-1, 1))
+            result = r.recipe.restore(r.model, y, nfe=args.nfe, ot_ode=args.ot_ode, eta=r.eta, degradation=degradation,
+                                      seed=[sample_seed(args.seed, files.names[i]) for i in batch], clamp=(-1, 1))
             for k, i in enumerate(batch):
                 (args.out / stems[i]).parent.mkdir(parents=True, exist_ok=True)
                 save_png(result.x[k], args.out / f"{stems[i]}.png")

@@ -37,15 +37,14 @@ if __package__ in (None, ""):  # run as a script (python full/train.py, torchrun
 import torch  # noqa: E402
 
 from full.checks import check_train  # noqa: E402
-from full.common import (conditioning_of, degrade_fn_of, estimator_of, network_of, prior_of,  # noqa: E402
-                         schedule_of, strategy_of)
+from full.common import degrade_fn_of, estimator_of, prior_of, recipe_of  # noqa: E402
 from full.config import ConfigError, FullConfig, degradation_config, load_config, save_config  # noqa: E402
 from pi2sb_lab import dist  # noqa: E402
 from pi2sb_lab.checkpoint import latest_checkpoint, step_of  # noqa: E402
 from pi2sb_lab.data.images import ImageFolder, to_float  # noqa: E402
 from pi2sb_lab.diffusion import VPObjective, VPSchedule, ddim  # noqa: E402
-from pi2sb_lab.pipeline import degrade_pair_fn, restore  # noqa: E402
 from pi2sb_lab.preflight import argparse_errors  # noqa: E402
+from pi2sb_lab.recipe import Recipe  # noqa: E402
 from pi2sb_lab.train import SupervisedObjective, TrainState, training_loop  # noqa: E402
 
 
@@ -78,10 +77,12 @@ def resolve(argv: list[str] | None) -> tuple[FullConfig, bool]:
 
 class Monitor:
     """The training loop's callback: TensorBoard scalars every ``log_every`` steps, image grids every
-    ``image_every``; the skipped-file count is gathered from all ranks (a collective, so every rank calls)."""
+    ``image_every``; the skipped-file count is gathered from all ranks (a collective, so every rank calls).
+    ``recipe``: the bridge being trained (its grids restore with it), None for the helper networks."""
 
-    def __init__(self, cfg: FullConfig, dataset: ImageFolder, run_dir: Path, start_step: int) -> None:
-        self.cfg, self.dataset, self.run_dir = cfg, dataset, run_dir
+    def __init__(self, cfg: FullConfig, dataset: ImageFolder, run_dir: Path, start_step: int,
+                 recipe: Recipe | None = None) -> None:
+        self.cfg, self.dataset, self.run_dir, self.recipe = cfg, dataset, run_dir, recipe
         self.writer = None
         if dist.is_main():
             from torch.utils.tensorboard import SummaryWriter
@@ -153,9 +154,8 @@ class Monitor:
     def _grid(self, state: TrainState) -> None:
         x, y, params = (t.to(state.device) for t in self.preview)
         cfg = self.cfg
-        result = restore(state.ema, y, schedule_of(cfg), strategy_of(cfg), nfe=cfg.grid_nfe, ot_ode=cfg.ot_ode,
-                         eta=cfg.eta,
-                         conditioning=conditioning_of(cfg), degradation=params, seed=cfg.seed, clamp=(-1, 1))
+        result = self.recipe.restore(state.ema, y, nfe=cfg.grid_nfe, ot_ode=cfg.ot_ode, eta=cfg.eta,
+                                     degradation=params, seed=cfg.seed, clamp=(-1, 1))
         # LQ | EMA restored | HQ per row (Noise-I2SB shows its x̂: no prior while training)
         rows = torch.stack([y, result.x.to(y.dtype), x], dim=1).flatten(0, 1)
         self._save_grid(rows.float().cpu(), nrow=3, state=state, tag="preview/lq_restored_hq")
@@ -171,8 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         if dist.is_main():
             save_config(cfg, run_dir / "config.yaml")
             announce(cfg, len(dataset), device)
-        monitor = Monitor(cfg, dataset, run_dir, start)
-        model, pair_fn, task = what_is_trained(cfg)
+        recipe = recipe_of(cfg) if cfg.model == "bridge" else None  # the one place full/ builds its bridge
+        monitor = Monitor(cfg, dataset, run_dir, start, recipe)
+        model, pair_fn, task = what_is_trained(cfg, recipe)
         settings = cfg.train_settings(device=str(device), num_workers=worker_count(cfg.num_workers), resume=resume)
         result = training_loop(settings, model=model, dataset=dataset, pair_fn=pair_fn, **task, callback=monitor,
                                config=cfg.as_dict(), fingerprint={"variant": cfg.variant})  # another variant's
@@ -197,11 +198,10 @@ def announce(cfg: FullConfig, images: int, device: torch.device) -> None:
                 f"{cfg.batch_size // max(1, dist.world_size() * cfg.grad_accum)}")
 
 
-def what_is_trained(cfg: FullConfig) -> tuple:
-    """(model, pair_fn, objective arguments of training_loop) for ``cfg.model``."""
+def what_is_trained(cfg: FullConfig, recipe: Recipe | None) -> tuple:
+    """(model, pair_fn, objective arguments of training_loop) for ``cfg.model`` (``recipe``: the bridge's)."""
     if cfg.model == "bridge":
-        pair_fn = degrade_pair_fn(degrade_fn_of(cfg), strategy_of(cfg), conditioning_of(cfg))
-        return network_of(cfg), pair_fn, {"schedule": schedule_of(cfg)}
+        return recipe.network(cfg.seed), recipe.degrade_pair_fn(degrade_fn_of(cfg)), {"schedule": recipe.bridge}
     if cfg.model == "estimator":  # regresses the eq. 19 vector of each on-the-fly draw from its LQ image
         degrade_fn = degrade_fn_of(cfg)
         pair_fn = lambda x, generator: degrade_fn(x, generator)[1:]  # noqa: E731  (y, vector)

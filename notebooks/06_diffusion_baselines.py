@@ -57,12 +57,10 @@ from pi2sb_lab.diffusion import ddim, ddim_invert, ddpm, odedit, prior_noise, sd
 from pi2sb_lab.experiments.baselines import MODELS, BaselineConfig, operator_test_set, restore_with, train_model
 from pi2sb_lab.experiments.corruptions import CORRUPTIONS, corrupt
 from pi2sb_lab.experiments.editing import EditConfig, train_prior
-from pi2sb_lab.hashing import Origin
 from pi2sb_lab.metrics import classifier_accuracy, psnr
 from pi2sb_lab.nets.classifier import train_digit_classifier
 from pi2sb_lab.notebook import check_param, output_dir, resolve_device
 from pi2sb_lab.operators import I2SB_OPERATORS
-from pi2sb_lab.pipeline import restore
 from pi2sb_lab.viz import savefig, to_numpy_image
 
 check_param("SEED", SEED, int, min=0)
@@ -115,7 +113,7 @@ x_digit, y_digit = test.x[DIGIT:DIGIT + 1], test.y[DIGIT:DIGIT + 1]
 def trajectories(nfe, *, seed=SEED):
     """Both models' walks on the chosen digit at ``nfe`` steps: name -> (states (K, 1, 1, H, W), times)."""
     i2sb = models["i2sb"]
-    walk = restore(i2sb.model, y_digit, i2sb.schedule, Origin(), nfe=nfe, seed=seed, trajectory_stride=1).sampled
+    walk = i2sb.recipe.restore(i2sb.model, y_digit, nfe=nfe, seed=seed, trajectory_stride=1).sampled
     palette = models[PALETTE]
     gen = torch.Generator().manual_seed(seed)
     start = prior_noise(y_digit.shape, generator=gen)

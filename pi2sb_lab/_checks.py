@@ -1,10 +1,11 @@
 """Argument checks shared by the public functions (private; the messages are the contract).
 
 Every check raises with a message that names the argument, the value it got and
-what is allowed, so a bad input stops at the boundary it entered by instead of
-failing deep inside torch or numpy (or, worse, not failing). NaN is never a
-number here: ``x > 0`` is False for NaN, but so is ``x <= 0``, and a check written
-as ``if x <= 0: raise`` lets it through; these are written the other way round.
+what is allowed (made by :func:`parameter_error`, which also carries the name apart), so a
+bad input stops at the boundary it entered by instead of failing deep inside torch or
+numpy (or, worse, not failing). NaN is never a number here: ``x > 0`` is False for NaN,
+but so is ``x <= 0``, and a check written as ``if x <= 0: raise`` lets it through;
+these are written the other way round.
 """
 
 from __future__ import annotations
@@ -13,6 +14,16 @@ import math
 import numbers
 
 import torch
+
+
+def parameter_error(kind: type[Exception], parameter: str, problem: str, label: str | None = None) -> Exception:
+    """``kind`` (``ValueError`` or ``TypeError``) saying ``f"{label or parameter} {problem}"``, that also
+    carries the name apart: ``err.parameter`` (as the code spells it) and ``err.problem`` ("must be an
+    int >= 1; got 0"). A command line that took the value as a flag says ``f"--flag {err.problem}"``
+    and never rewords the library's text; the exception's type stays the plain one callers catch."""
+    err = kind(f"{label or parameter} {problem}")
+    err.parameter, err.problem = parameter, problem  # kept by pickling: a worker's error reaches the parent whole
+    return err
 
 
 def _describe(value) -> str:
@@ -29,8 +40,8 @@ def check_real(name: str, value, *, low: float | None = None, high: float | None
     if torch.is_tensor(value) and value.numel() == 1 and not value.is_complex():
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number{_range_text(low, high, low_open, high_open)}; "
-                        f"got {_describe(value)}")
+        span = _range_text(low, high, low_open, high_open)
+        raise parameter_error(TypeError, name, f"must be a real number{span}; got {_describe(value)}")
     value = float(value)
     ok = math.isfinite(value)
     if ok and low is not None:
@@ -38,8 +49,8 @@ def check_real(name: str, value, *, low: float | None = None, high: float | None
     if ok and high is not None:
         ok = value < high if high_open else value <= high
     if not ok:
-        raise ValueError(f"{name} must be a finite number{_range_text(low, high, low_open, high_open)}; "
-                         f"got {value!r}")
+        span = _range_text(low, high, low_open, high_open)
+        raise parameter_error(ValueError, name, f"must be a finite number{span}; got {value!r}")
     return value
 
 
@@ -60,10 +71,11 @@ def check_int(name: str, value, *, low: int | None = None, high: int | None = No
                 and value.dtype != torch.bool:
             value = value.item()
         else:
-            raise TypeError(f"{name} must be an integer{_int_range(low, high)}{why}; got {_describe(value)}")
+            raise parameter_error(TypeError, name,
+                                  f"must be an integer{_int_range(low, high)}{why}; got {_describe(value)}")
     value = int(value)
     if (low is not None and value < low) or (high is not None and value > high):
-        raise ValueError(f"{name} must be an integer{_int_range(low, high)}{why}; got {value}")
+        raise parameter_error(ValueError, name, f"must be an integer{_int_range(low, high)}{why}; got {value}")
     return value
 
 
@@ -80,18 +92,18 @@ def _int_range(low, high) -> str:
 def check_generator(name: str, generator) -> torch.Generator | None:
     """A ``torch.Generator`` or None (a seed is not a generator: ``torch.Generator().manual_seed(s)``)."""
     if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"{name} must be a torch.Generator or None (for a seed s pass "
-                        f"torch.Generator().manual_seed(s)); got {_describe(generator)}")
+        raise parameter_error(TypeError, name, f"must be a torch.Generator or None (for a seed s pass "
+                                               f"torch.Generator().manual_seed(s)); got {_describe(generator)}")
     return generator
 
 
 def check_float_tensor(name: str, x) -> torch.Tensor:
     """A floating-point tensor (the bridge and the sampler draw Gaussian noise shaped like it)."""
     if not torch.is_tensor(x):
-        raise TypeError(f"{name} must be a floating-point torch.Tensor; got {type(x).__name__}")
+        raise parameter_error(TypeError, name, f"must be a floating-point torch.Tensor; got {type(x).__name__}")
     if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor (float16/bfloat16/float32/float64); got {x.dtype} "
-                        f"— convert with {name}.float()")
+        raise parameter_error(TypeError, name, f"must be a floating-point tensor (float16/bfloat16/float32/"
+                                               f"float64); got {x.dtype} — convert with {name}.float()")
     return x
 
 
@@ -104,5 +116,5 @@ def check_finite(name: str, x) -> None:
     if torch.is_tensor(x) and (x.is_floating_point() or x.is_complex()) and x.numel():
         bad = ~torch.isfinite(x)
         if bool(bad.any()):
-            raise ValueError(f"{name} must be finite; it holds NaN/inf in {int(bad.sum())} of {x.numel()} values "
-                             f"(shape {tuple(x.shape)})")
+            raise parameter_error(ValueError, name, f"must be finite; it holds NaN/inf in {int(bad.sum())} of "
+                                                    f"{x.numel()} values (shape {tuple(x.shape)})")

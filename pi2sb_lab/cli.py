@@ -71,3 +71,11 @@ def make_out_dir(parser: argparse.ArgumentParser, path: Path, flag: str = "--out
     except OSError as err:
         parser.error(f"argument {flag}: cannot create {path}: {err.strerror or err}")
     return Path(path)
+
+
+def flag_error(err: Exception, flags: dict[str, str]) -> str:
+    """``err``'s message as the command line says it: where the library named the parameter it rejects
+    (``err.parameter`` and ``err.problem``, see ``_checks.parameter_error``) and ``flags`` maps that name to the flag
+    that set it, the flag takes its place; any other error keeps its own words."""
+    flag = flags.get(getattr(err, "parameter", None))
+    return f"{flag} {err.problem}" if flag else str(err)

@@ -26,12 +26,15 @@ from typing import Any, Iterable, Sequence
 
 import torch
 
+from ._checks import parameter_error
+
 PARAMETERS_TAG = "parameters"
 
 
 def check_param(name: str, value: Any, kind: type | tuple[type, ...] | None = None, *,
                 choices: Iterable[Any] | None = None, min: float | None = None, max: float | None = None) -> Any:
-    """Validate one notebook parameter; raise ``ValueError`` naming it and what is accepted.
+    """Validate one notebook parameter; raise ``ValueError`` naming it and what is accepted (its
+    ``parameter`` attribute is ``name``, so a command line can say its flag instead).
 
     Floats must be finite: NaN passes every ``min``/``max`` comparison unnoticed and inf
     passes a ``min``, and both only fail (cryptically) cells later.
@@ -43,17 +46,18 @@ def check_param(name: str, value: Any, kind: type | tuple[type, ...] | None = No
             ok = True
         if not ok:
             names = " or ".join(k.__name__ for k in kinds)
-            raise ValueError(f"parameter {name} must be {names}; got {value!r} ({type(value).__name__})")
+            raise parameter_error(ValueError, name, f"must be {names}; got {value!r} ({type(value).__name__})",
+                                  f"parameter {name}")
     if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"parameter {name} must be a finite number; got {value!r}")
+        raise parameter_error(ValueError, name, f"must be a finite number; got {value!r}", f"parameter {name}")
     if choices is not None:
         choices = list(choices)
         if value not in choices:
-            raise ValueError(f"parameter {name} must be one of {choices}; got {value!r}")
+            raise parameter_error(ValueError, name, f"must be one of {choices}; got {value!r}", f"parameter {name}")
     if min is not None and not value >= min:
-        raise ValueError(f"parameter {name} must be >= {min}; got {value!r}")
+        raise parameter_error(ValueError, name, f"must be >= {min}; got {value!r}", f"parameter {name}")
     if max is not None and not value <= max:
-        raise ValueError(f"parameter {name} must be <= {max}; got {value!r}")
+        raise parameter_error(ValueError, name, f"must be <= {max}; got {value!r}", f"parameter {name}")
     return value
 
 
@@ -63,11 +67,13 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("parameter DEVICE='cuda' but no CUDA device is available; use 'cpu' or 'auto'")
+        raise parameter_error(ValueError, "DEVICE", f"is {device!r} but no CUDA device is available; use 'cpu' or "
+                                                    "'auto'", "parameter DEVICE")
     try:
         return torch.device(device)
     except RuntimeError as err:
-        raise ValueError(f"parameter DEVICE must be 'auto', 'cpu' or 'cuda[:N]'; got {device!r}") from err
+        raise parameter_error(ValueError, "DEVICE", f"must be 'auto', 'cpu' or 'cuda[:N]'; got {device!r}",
+                              "parameter DEVICE") from err
 
 
 def output_dir(path: str | Path) -> Path:

@@ -302,13 +302,12 @@ def _files(tmp: Path) -> None:
 
 def _full_checkpoint(tmp: Path, variant: str = "f-res") -> Path:
     """A full/train.py checkpoint of a tiny bridge at 32² (untrained: what the drivers check is the same)."""
-    from full.common import network_of, schedule_of
+    from full.common import recipe_of
     from full.config import load_config
     from pi2sb_lab.checkpoint import save_checkpoint
-    from pi2sb_lab.parameterization import as_parameterization
 
     cfg = load_config(variant, ["net=tiny", "image_size=32", "device=cpu"])
-    model = as_parameterization(network_of(cfg), schedule_of(cfg))
+    model = recipe_of(cfg).network(cfg.seed)
     return save_checkpoint(tmp / "run" / "checkpoint-000000008.pt", config={"extra": cfg.as_dict()}, step=8,
                            model=model, ema={"model": model.state_dict()})
 

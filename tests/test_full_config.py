@@ -86,13 +86,13 @@ def test_the_estimator_and_prior_configs_train_them():
 def test_family_and_eta_keys_reach_the_bridge_and_the_sampler():
     """``family`` picks the bridge that full/ trains and samples (I2SB unchanged by default); ``eta`` is the
     sampler's noise dial, checked at load."""
-    from full.common import schedule_of
+    from full.common import recipe_of
     from pi2sb_lab.families import DDBMVPBridge, GOUBBridge
     from pi2sb_lab.schedule import SymmetricSchedule
 
-    assert schedule_of(load_config(None)) == SymmetricSchedule(0.1, 0.3) and load_config(None).eta == 1.0
-    assert schedule_of(load_config(None, ["family=ddbm-vp"])) == DDBMVPBridge()
-    assert schedule_of(load_config(None, ["family=goub", "eta=0"])) == GOUBBridge()
+    assert recipe_of(load_config(None)).bridge == SymmetricSchedule(0.1, 0.3) and load_config(None).eta == 1.0
+    assert recipe_of(load_config(None, ["family=ddbm-vp"])).bridge == DDBMVPBridge()
+    assert recipe_of(load_config(None, ["family=goub", "eta=0"])).bridge == GOUBBridge()
     with pytest.raises(ConfigError, match="family='ddbm' is not allowed"):
         load_config(None, ["family=ddbm"])
     with pytest.raises(ConfigError, match=r"eta=1\.5 must lie in \[0, 1\]"):

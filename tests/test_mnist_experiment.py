@@ -18,11 +18,9 @@ from pi2sb_lab.experiments.mnist import (
     MNISTConfig,
     TrainedVariant,
     check_variants,
-    make_network,
-    make_pair_fn,
     make_pair_pool,
-    make_strategy,
     make_test_set,
+    variant_recipe,
 )
 from pi2sb_lab.experiments.mnist_ablation import Ablation, VariantRecord, run_ablation
 from pi2sb_lab.experiments.mnist_eval import ImageMetrics, evaluate_restored, restore_variant
@@ -97,9 +95,10 @@ def test_test_set_is_fixed_and_pool_has_partners(test_set, pool):
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_pair_fn_hashes_and_conditions_every_variant(name, pool, exact):
     variant = VARIANTS[name]
-    strategy = make_strategy(variant, TINY, ImageDenoiser())
+    recipe = variant_recipe(variant, TINY, ImageDenoiser())
+    strategy = recipe.strategy
     rows = torch.tensor([0, 5, 20])
-    x_hat, y_hat, cond = make_pair_fn(variant, strategy, pool)(rows, torch.Generator().manual_seed(0))
+    x_hat, y_hat, cond = recipe.pool_pair_fn(pool.x, pool.y, pool.params)(rows, torch.Generator().manual_seed(0))
     x, y = pool.x[rows], pool.y[rows]
     c = 2 if variant.strategy == "cat" else 1
     assert x_hat.shape == y_hat.shape == (3, c, 32, 32)
@@ -109,7 +108,7 @@ def test_pair_fn_hashes_and_conditions_every_variant(name, pool, exact):
         assert 0.03 < (x_hat - x).std().item() < 0.07  # λ = 0.05
     if variant.strategy != "noise":  # decode inverts encode (Res up to one float32 rounding of y − x)
         exact((strategy.decode(x_hat, y) - x).abs().max().item(), tol=1e-6, what="round trip")
-    net = make_network(variant, TINY)
+    net = variant_recipe(variant, TINY).backbone()
     assert (net.in_channels, net.cond_channels, net.degradation_dim) == (c, int(variant.lq), 9 * variant.da)
     assert net(x_hat, torch.rand(3), cond).shape == x_hat.shape
 
@@ -130,11 +129,11 @@ class _Oracle(nn.Module):
 def test_restore_with_an_oracle_is_exact_and_fig6_error_is_offset_over_sigma(name, test_set, exact):
     variant = VARIANTS[name]
     config = MNISTConfig()
-    strategy = make_strategy(variant, config)
-    schedule = config.schedule()
+    recipe = variant_recipe(variant, config)
+    strategy, schedule = recipe.strategy, recipe.bridge
     x_hat_true = strategy.encode(test_set.x, test_set.y).x_hat
     for offset in (0.0, 0.1):
-        oracle = TrainedVariant(variant, X0Param(_Oracle(x_hat_true, offset), schedule), strategy, schedule, [], 0.0)
+        oracle = TrainedVariant(variant, X0Param(_Oracle(x_hat_true, offset), schedule), recipe, [], 0.0)
         out = restore_variant(oracle, test_set.y, test_set.params, nfe=6, x_hat_true=x_hat_true, seed=0)
         assert out.step_error.shape == out.times.shape == (6,) and out.times[0] == 1.0
         expected = offset / schedule.sigma(out.times).double()
@@ -230,3 +229,15 @@ def test_resuming_into_another_variants_folder_is_refused(tmp_path, pool):
         reused = train_variant(VARIANTS["res"], parts, config, seed=0, run_dir=folder, progress=False,
                                ignore_fingerprint=True)
     assert reused.losses == vanilla.losses  # the explicit override really reuses the run
+
+
+def test_ablation_reads_records_by_key_and_refuses_a_missing_cell():
+    ablation = _fake_ablation({"a-vanilla": [0.90, 0.94], "f-res": [0.95, 0.97]})
+    assert list(ablation.runs) == ["a-vanilla", "f-res"] and list(ablation.runs["f-res"]) == [0, 1]
+    assert ablation.runs["f-res"][1].metrics.accuracy == 0.97 and ablation.record("a-vanilla", 1) is \
+        ablation.runs["a-vanilla"][1]
+    with pytest.raises(KeyError, match="no record for variant 'f-res', seed 2"):
+        ablation.record("f-res", 2)
+    with pytest.raises(ValueError, match=r"records lack the variant/seed cells \[\('f-res', 1\)\]"):
+        Ablation(MNISTConfig(), ["a-vanilla", "f-res"], [0, 1], ablation.records[:-1], [],
+                 ablation.degraded, 0.97, None, "cpu", 0.0)

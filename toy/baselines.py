@@ -36,7 +36,7 @@ _START = time.perf_counter()
 import torch  # noqa: E402
 
 from pi2sb_lab.atomic import write_atomic  # noqa: E402
-from pi2sb_lab.cli import check_out_dir, int_at_least, make_out_dir, path_arg, seed_value  # noqa: E402
+from pi2sb_lab.cli import check_out_dir, flag_error, int_at_least, make_out_dir, path_arg, seed_value  # noqa: E402
 from pi2sb_lab.notebook import resolve_device  # noqa: E402
 from pi2sb_lab.viz import savefig  # noqa: E402
 
@@ -132,27 +132,7 @@ def prepare_operator_study(args):
         study = B.run_operator_study(config, operators=args.operators, models=args.models, seeds=args.seeds,
                                      nfes=nfes, device=args.device, run_dir=out, workers=args.workers,
                                      progress=progress)
-        tables = "\n\n".join(f"**{R._LABEL[m]}** (mean ± std over {len(study.seeds)} seeds)\n\n"
-                               f"{R.metric_table(study, m)}" for m in ("accuracy", "fd", "psnr"))
-        setup = (f"{config.steps} training steps per model (batch {config.batch_size}, {config.net}), "
-                 f"{config.eval_size} held-out digits per operator, seeds {study.seeds}; digit classifier "
-                 f"accuracy on clean test digits {study.classifier_accuracy:.3f}.")
-        if args.study == "fig8":
-            title = "# I2SB Fig. 8 on MNIST: I2SB vs Palette across NFE"
-            verdict = "\n".join(f"- {line}" for line in R.fig8_verdict(study))
-            figures = {"fig8.png": R.fig8_figure(study),
-                       "samples.png": R.samples_figure(study, [study.nfes[0], study.nfes[-1]])}
-            report = f"{title}\n\n{setup}\n\n## Verdict\n\n{verdict}\n\n## Tables\n\n{tables}"
-        else:
-            nfe = study.nfes[-1]
-            title = "# I2SB Table 6 on MNIST: OT-ODE vs SDE"
-            verdict = "\n".join(f"- {line}" for line in R.table6_verdict(study, nfe))
-            figures = {"table6.png": R.fig8_figure(study),
-                       "samples.png": R.samples_figure(study, [nfe])}
-            report = (f"{title}\n\n{setup}\n\n## OT-ODE − SDE at NFE {nfe} (paired per seed)\n\n"
-                      f"{R.table6_markdown(study, nfe)}\n\n## Verdict (the paper: OT-ODE helps deblurring, "
-                      f"hurts JPEG)\n\n{verdict}\n\n## Tables\n\n{tables}")
-        return report, R.as_json(study), figures
+        return R.operator_report(study, args.study)
 
     return run
 
@@ -208,17 +188,7 @@ def prepare_odedit(args):
         study = E.run_edit_study(config, corruptions=args.corruptions, severities=args.severities,
                                  settings=setting_list, seeds=args.seeds, device=args.device, run_dir=out,
                                  workers=args.workers, progress=progress)
-        verdict = "\n".join(f"- {line}" for line in R.edit_verdict(study))
-        report = (f"# ODEdit Table 1 on MNIST: SDEdit vs ODEdit under unseen corruptions\n\n"
-                  f"One VP prior per seed ({config.prior_steps} steps, {config.prediction}-prediction, {config.net}); "
-                  f"{config.eval_size} held-out digits × {len(study.test.conditions)} conditions "
-                  f"({', '.join(args.corruptions)} at severities {args.severities}); seeds {study.seeds}. ODEdit: "
-                  f"{config.odedit_nfe} uniform DDIM steps to t = {config.odedit_t_end}, Langevin at 4 latents, "
-                  f"ε = {config.step_size:g}, T = {config.temperature:.3g}. Classifier accuracy on clean test digits "
-                  f"{study.classifier_accuracy:.3f}.\n\n## Averaged over the conditions (mean ± std over seeds)\n\n"
-                  f"{R.edit_table(study)}\n\n## Verdict: fidelity at equal realism (ODEdit §4.3)\n\n{verdict}")
-        figures = {"frontier.png": R.edit_frontier_figure(study), "samples.png": R.edit_samples_figure(study)}
-        return report, R.edit_json(study), figures
+        return R.edit_report(study, args.corruptions, args.severities)
 
     return run
 
@@ -269,18 +239,7 @@ def prepare_budget(args):
         study = B.run_budget_study(config, budgets=budgets, variants=args.variants, seeds=args.seeds,
                                    prior_config=prior, ddim_nfe=args.ddim_nfe, device=args.device, run_dir=out,
                                    workers=args.workers, progress=progress)
-        verdict = "\n".join(f"- {line}" for line in R.budget_verdict(study))
-        tables = "\n\n".join(f"**{name}** (mean ± std over {len(study.seeds)} seeds; Δ paired per seed)\n\n"
-                               f"{R.budget_table(study, metric, digits)}"
-                               for metric, name, digits in (("accuracy", "digit accuracy ↑", 3), ("fd", "FD ↓", 1),
-                                                            ("psnr", "PSNR (dB) ↑", 2)))
-        report = (f"# P-I2SB's verdict vs training budget (MNIST, Table 3 / Fig. 3b variants)\n\n"
-                  f"Budgets {study.budgets} steps (batch {config.batch_size}, {config.net}), NFE {config.nfe}, "
-                  f"{config.eval_size} held-out digits with the mnist32 degradations, seeds {study.seeds}; "
-                  f"classifier accuracy on clean digits {study.classifier_accuracy:.3f}. Noise-I2SB's DDIM decode: "
-                  f"VP prior of {prior.prior_steps} steps, {study.ddim_nfe} DDIM steps.\n\n## Verdict\n\n"
-                  f"{verdict}\n\n## Tables\n\n{tables}")
-        return report, R.budget_json(study), {"budget.png": R.budget_figure(study)}
+        return R.budget_report(study)
 
     return run
 
@@ -319,15 +278,7 @@ def prepare_fewstep(args):
         study = F.run_fewstep_study(config, operators=args.operators, models=args.models, seeds=args.seeds,
                                     nfes=nfes, device=args.device, run_dir=out, workers=args.workers,
                                     progress=progress)
-        setup = (f"{config.steps} training steps per model (batch {config.batch_size}, {config.net}), "
-                 f"{config.eval_size} held-out digits per operator, seeds {study.seeds}; digit classifier "
-                 f"accuracy on clean test digits {study.classifier_accuracy:.3f}. Families: {F.FAMILY_SETTINGS}; "
-                 f"samplers: {F.SAMPLERS}; Palette (v-prediction) with DDIM η = 0.")
-        verdict = "\n".join(f"- {line}" for line in F.fewstep_verdict(study))
-        report = (f"# Few-step sampling of the bridge families on MNIST\n\n{setup}\n\n## Verdict: implicit at "
-                  f"NFE ≤ 5 against Markovian at NFE {study.nfes[-1]} (means over seeds)\n\n{verdict}\n\n## Tables "
-                  f"(mean ± std over {len(study.seeds)} seeds)\n\n{F.fewstep_tables(study)}")
-        return report, F.fewstep_json(study), {"fewstep.png": F.fewstep_figure(study)}
+        return F.fewstep_report(study)
 
     return run
 
@@ -363,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         args.device = resolve_device(args.device)
         study = args.prepare(args)  # checks every setting before anything is trained
     except ValueError as err:
-        parser.error(str(err).replace("parameter DEVICE", "--device"))
+        parser.error(flag_error(err, {"DEVICE": "--device"}))
     if args.device.type == "cpu":
         torch.set_num_threads(args.threads)
     make_out_dir(parser, out)

@@ -16,7 +16,7 @@ interrupted one; a folder holding another variant's (or data set's) checkpoint i
 refused with both fingerprints (--ignore-fingerprint reuses it anyway).
 
     python toy/mnist.py                      # make demo: 1 seed, all 9 variants, ~5 min on 2 CPU cores
-    python toy/mnist.py --seeds 0 1 2 --eval-size 1000   # the table over 3 seeds (mean ± std), ~20 min
+    python toy/mnist.py --seeds 0 1 2 --eval-size 1000   # the README's table over 3 seeds (mean ± std), ~34 min
     python toy/mnist.py --variants a-vanilla res cat noise   # only Fig. 3b's set
     python toy/mnist.py --quick --out /tmp/q # half a minute: a smoke test of the whole pipeline
     python toy/mnist.py --mnist-root ~/data  # the full 60,000/10,000 MNIST (torchvision's files in ~/data/MNIST/raw)
@@ -25,9 +25,7 @@ refused with both fingerprints (--ignore-fingerprint reuses it anyway).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -38,15 +36,12 @@ import torch  # noqa: E402
 
 from pi2sb_lab.atomic import write_atomic  # noqa: E402
 from pi2sb_lab.checkpoint import CheckpointMismatchError  # noqa: E402
-from pi2sb_lab.cli import check_out_dir, path_arg, seed_value  # noqa: E402
+from pi2sb_lab.cli import check_out_dir, flag_error, path_arg, seed_value  # noqa: E402
 from pi2sb_lab.data.mnist import MNISTFilesMissingError, check_root  # noqa: E402
-from pi2sb_lab.experiments.mnist import TEST_DEGRADATION_SEED, VARIANTS, MNISTConfig, check_variants  # noqa: E402
+from pi2sb_lab.experiments.mnist import VARIANTS, MNISTConfig, check_variants  # noqa: E402
 from pi2sb_lab.experiments.mnist_ablation import run_ablation  # noqa: E402
-from pi2sb_lab.experiments.mnist_report import (  # noqa: E402
-    as_json, loss_figure, markdown_table, samples_figure, step_error_figure, summarize,
-)
+from pi2sb_lab.experiments.mnist_report import write_report  # noqa: E402
 from pi2sb_lab.notebook import resolve_device  # noqa: E402
-from pi2sb_lab.viz import savefig  # noqa: E402
 
 # --quick: every stage runs, on tiny sizes (the test suite's smoke run).
 QUICK = dict(steps=20, batch_size=16, lr_warmup_steps=2, train_size=256, partners=1, eval_size=32, nfe=4,
@@ -55,6 +50,8 @@ QUICK = dict(steps=20, batch_size=16, lr_warmup_steps=2, train_size=256, partner
 FIELDS = {"steps": "steps", "batch_size": "batch_size", "lr": "lr", "nfe": "nfe", "eval_size": "eval_size",
           "train_size": "train_size", "partners": "partners", "noise_level": "noise_level", "net": "net",
           "mnist_root": "mnist_root"}
+# The library's parameter name -> the flag that set it (its errors name the parameter; we say the flag).
+FLAGS = {field: "--" + flag.replace("_", "-") for flag, field in FIELDS.items()} | {"DEVICE": "--device"}
 
 
 def variant_name(name: str) -> str:
@@ -118,10 +115,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         settings |= {field: getattr(args, flag) for flag, field in FIELDS.items() if getattr(args, flag) is not None}
         args.config = MNISTConfig(**settings)
     except (ValueError, TypeError) as err:
-        message = str(err).replace("parameter DEVICE", "--device")
-        for flag, field in FIELDS.items():  # the config's field names as the flags the user typed
-            message = re.sub(rf"(?<![\w-]){field} must", f"--{flag.replace('_', '-')} must", message)
-        p.error(message)
+        p.error(flag_error(err, FLAGS))
     args.out = check_out_dir(p, args.out or Path("runs") / time.strftime("mnist-%Y%m%d-%H%M%S"))
     return args
 
@@ -150,53 +144,8 @@ def main(argv: list[str] | None = None) -> int:
                                 ignore_fingerprint=args.ignore_fingerprint)
     except CheckpointMismatchError as err:  # the variants finished before it are checkpointed: a rerun reloads them
         return error(str(err).replace("pass ignore_fingerprint=True", "pass --ignore-fingerprint"))
-    rows = summarize(ablation)
-    table = markdown_table(rows)
-    figures = {"samples.png": samples_figure(ablation), "fig6_step_error.png": step_error_figure(ablation),
-               "losses.png": loss_figure(ablation)}
-    for name, fig in figures.items():
-        savefig(fig, out / name)
-    wall = time.perf_counter() - _START
-    est = ablation.seed_records
-    est_mae = sum(s.estimator_error.mae for s in est) / len(est)
-    est_base = sum(s.estimator_error.baseline_mae for s in est) / len(est)
-    per_param = {k: sum(s.estimator_error.per_param[k] for s in est) / len(est) for k in est[0].estimator_error.varying}
-    seeds = len(ablation.seeds)
-    processes = min(args.workers, len(ablation.records)) if ablation.device == "cpu" else 1
-    report = f"""# P-I2SB MNIST toy: Table 3 ablation and Fig. 3b
-
-`{command.strip()}`
-
-{table}
-
-Mean ± std over {seeds} seed(s) {ablation.seeds} (one value when there is one seed), on the first
-{len(ablation.test)} held-out digits with one fixed degradation each (seed {TEST_DEGRADATION_SEED}),
-identical for every variant and seed. **accuracy**: digit classifier's label accuracy on the restored
-digits (the classifier scores {ablation.classifier_accuracy:.3f} on the 1,000 clean test digits);
-**Δacc vs (a)**: paired with Vanilla-I2SB on the same seed; **acc, true da**: the same variant when its
-degradation-aware condition is the true parameter vector instead of the estimator's; **FD**: Fréchet
-distance on the digit classifier's features against the clean digits (not FID); **ε-err**: P-I2SB
-Fig. 6's RMS of ε_θ(X_n, t_n) − (X_n − X̂0)/σ_t at the first step (t = 1) and averaged over the
-{ablation.config.nfe} steps (for Cat it averages over both channels, the second a copy of y).
-
-Degradation estimator (test-time `da` condition), MAE of the [0, 1] parameter vector:
-{est_mae:.3f} (constant training-mean guess: {est_base:.3f}); per parameter:
-{', '.join(f'{k} {v:.3f}' for k, v in per_param.items())}.
-
-Device {ablation.device}, {processes} process(es) of {torch.get_num_threads()} thread(s); wall time {wall:.0f} s.
-
-![samples](samples.png)
-![per-step error](fig6_step_error.png)
-![losses](losses.png)
-"""
-    write_atomic(out / "results.json", json.dumps(as_json(ablation, rows) | {
-        "command": command.strip(), "wall_seconds_total": wall, "threads": torch.get_num_threads(),
-        "workers": args.workers}, indent=1))
-    write_atomic(out / "results.md", report)
-    print("\n" + table)
-    print(f"\nestimator MAE {est_mae:.3f} (constant guess {est_base:.3f}); classifier on clean test digits "
-          f"{ablation.classifier_accuracy:.3f}")
-    print(f"wrote {out}/results.md, results.json, {', '.join(figures)} in {wall:.0f} s")
+    print(write_report(ablation, out, command=command.strip(), workers=args.workers,
+                       threads=torch.get_num_threads(), started=_START))
     return 0
 
 

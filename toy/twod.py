@@ -13,7 +13,6 @@ to the run folder and prints the table.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -22,11 +21,9 @@ from tqdm import tqdm
 
 from pi2sb_lab.cli import check_out_dir, int_at_least, path_arg
 from pi2sb_lab.hashing import STRATEGIES
-from pi2sb_lab.experiments.twod_ablation import ablation_figure, as_json, check_strategies, markdown_table, run_ablation, \
-    summarize
+from pi2sb_lab.experiments.twod_ablation import check_strategies, run_ablation, write_report
 from pi2sb_lab.experiments.twod import DEGRADATIONS, BridgeConfig
 from pi2sb_lab.schedule import MAX_NFE
-from pi2sb_lab.viz import savefig
 
 OT_ODE = {"off": (False,), "on": (True,), "both": (False, True)}
 
@@ -92,18 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         ablation = run_ablation(strategies, OT_ODE[args.ot_ode], range(args.seeds), config=config,
                                 n_train=args.n_train, n_test=args.n_test, degradation=args.degradation,
                                 workers=min(args.workers, total), progress=progress)
-    rows = summarize(ablation)
-    table = markdown_table(rows)
     wall = time.perf_counter() - start
     command = "python toy/twod.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    (out / "results.md").write_text(
-        f"# Pseudo-hashing on the blind 2D problem\n\n`{command.strip()}`\n\n{table}\n\n"
-        f"mean ± std over {args.seeds} seed(s); Δdist is paired with Origin on the same seed and setting "
-        f"(negative = closer to the truth than Origin). Wall time {wall:.0f} s.\n")
-    report = as_json(ablation, rows) | {"command": command.strip(), "wall_seconds": wall}
-    (out / "results.json").write_text(json.dumps(report, indent=2))
-    savefig(ablation_figure(ablation), out / "restored.png")
-    print(table)
+    print(write_report(ablation, out, command=command.strip(), seeds=args.seeds, wall_seconds=wall))
     print(f"\nwrote {out / 'results.md'}, {out / 'results.json'}, {out / 'restored.png'} in {wall:.0f} s")
     return 0
 

@@ -45,30 +45,27 @@ import torch
 
 from pi2sb_lab.data.mnist import load_mnist
 from pi2sb_lab.degrade import degrade
-from pi2sb_lab.hashing import get_strategy
 from pi2sb_lab.labs.check import close, finite, implemented
 from pi2sb_lab.metrics import psnr
-from pi2sb_lab.nets import seeded
-from pi2sb_lab.nets.unet import UNet
-from pi2sb_lab.parameterization import EpsParam
 from pi2sb_lab.pipeline import degrade_pair_fn, restore
+from pi2sb_lab.recipe import make_recipe
 from pi2sb_lab.sampler import sample
-from pi2sb_lab.schedule import SymmetricSchedule
 from pi2sb_lab.train import training_loop
 from pi2sb_lab.viz import image_grid
 
 if STRATEGY not in ("cat", "res"):
     raise ValueError(f"parameter STRATEGY must be 'cat' or 'res'; got {STRATEGY!r}")
-schedule = SymmetricSchedule(0.1, 0.3)
-variants = {"vanilla": get_strategy("origin"), STRATEGY: get_strategy(STRATEGY)}
+# each variant's bridge from names: I2SB's symmetric schedule (0.1, 0.3), its hashing, the "mnist-fast" U-Net
+recipes = {"vanilla": make_recipe(strategy="origin"), STRATEGY: make_recipe(strategy=STRATEGY)}
+schedule = recipes["vanilla"].bridge
+variants = {name: recipe.strategy for name, recipe in recipes.items()}
 train_images = load_mnist("train").images[:TRAIN_SIZE]
 test = degrade(load_mnist("test").images[:N_EVAL], "mnist32", generator=torch.Generator().manual_seed(1234))
 
 
 def network(strategy, seed=SEED):
     """The bridge's ε-network: a small U-Net with the channels the strategy's endpoints need."""
-    c = strategy.channels(1)
-    return EpsParam(seeded(lambda: UNet.from_config("mnist-fast", in_channels=c, out_channels=c), seed), schedule)
+    return make_recipe(strategy=strategy).network(seed)
 
 
 # %% [markdown]

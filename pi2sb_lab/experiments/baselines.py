@@ -31,18 +31,15 @@ from pathlib import Path
 
 import torch
 
-from ..conditioning import Conditioning
+from ..conditioning import get_conditioning
 from ..data.mnist import load_mnist
 from ..diffusion import PaletteObjective, VPSchedule, ddpm, prior_noise
-from ..hashing import Origin
 from ..metrics import classifier_accuracy
-from ..nets import seeded
 from ..nets.classifier import DigitClassifier, train_digit_classifier
-from ..nets.unet import CONFIGS, UNet
+from ..nets.unet import CONFIGS
 from ..objective import BridgeObjective
 from ..operators import I2SB_OPERATORS, get_operator
-from ..parameterization import EpsParam
-from ..pipeline import degrade_pair_fn, restore
+from ..recipe import Recipe, make_recipe
 from ..schedule import GRIDS, SymmetricSchedule
 from .._checks import check_real
 from ..train import TrainSettings, training_loop
@@ -51,8 +48,8 @@ from .mnist import CLASSIFIER_SEED, TEST_DEGRADATION_SEED, TestSet
 from .mnist_eval import ImageMetrics, evaluate_restored
 
 __all__ = ["ModelKind", "MODELS", "FIG8_OPERATORS", "TABLE6_OPERATORS", "FIG8_NFES", "BaselineConfig",
-           "operator_test_set", "TrainedModel", "train_model", "restore_with", "CellRecord", "run_cell",
-           "OperatorStudy", "run_operator_study", "check_operators", "check_models"]
+           "operator_test_set", "bridge_recipe", "TrainedModel", "train_model", "restore_with", "CellRecord",
+           "run_cell", "OperatorStudy", "run_operator_study", "check_operators", "check_models"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,12 +157,20 @@ def operator_test_set(operator: str, size: int, *, seed: int = TEST_DEGRADATION_
 @dataclasses.dataclass(frozen=True)
 class TrainedModel:
     """A trained cell model: ``model`` (the EMA network; a bridge's wrapped in ``EpsParam``), its ``kind``,
-    the schedule it samples on, per-step ``losses``."""
+    the schedule it samples on, per-step ``losses``; a bridge's ``recipe`` (None for Palette)."""
 
     kind: ModelKind
     model: torch.nn.Module
     schedule: SymmetricSchedule | VPSchedule
     losses: list[float]
+    recipe: Recipe | None = None
+
+
+def bridge_recipe(config: BaselineConfig, bridge=None) -> Recipe:
+    """The bridges of these studies (``recipe.make_recipe``): I2SB's symmetric schedule of ``config`` (or
+    ``bridge``), no hashing, no condition (I2SB maps y to x directly), the U-Net ``config.net``."""
+    return make_recipe(bridge="i2sb" if bridge is None else bridge, beta_min=config.beta_min,
+                       beta_max=config.beta_max, net=config.net)
 
 
 def train_model(kind: ModelKind, operator: str, config: BaselineConfig, *, seed: int,
@@ -176,20 +181,21 @@ def train_model(kind: ModelKind, operator: str, config: BaselineConfig, *, seed:
     op = get_operator(operator)
     images = load_mnist("train").images
     images = images if config.train_size is None else images[: config.train_size]
-    pair_fn = degrade_pair_fn(lambda x, g: (x, op(x, generator=g).y, None), Origin(), Conditioning())
+    recipe = bridge_recipe(config)
+    pair_fn = recipe.degrade_pair_fn(lambda x, g: (x, op(x, generator=g).y, None))
     if kind.bridge:
-        schedule = config.bridge_schedule()
-        net = EpsParam(seeded(lambda: UNet.from_config(config.net), seed), schedule)
+        schedule = recipe.bridge
+        net = recipe.network(seed)
         objective = BridgeObjective(schedule, ot_ode=kind.ot_ode)
-    else:
+    else:  # Palette: the same U-Net with y concatenated (an lq-conditioned backbone), on the VP schedule
         schedule = config.vp_schedule()
-        net = seeded(lambda: UNet.from_config(config.net, cond_channels=1), seed)
+        net = dataclasses.replace(recipe, conditioning=get_conditioning("lq")).backbone(seed)
         objective = PaletteObjective(schedule, prediction=kind.prediction)
     settings = config.train_settings(seed=seed, device=str(device), run_dir=run_dir, resume=run_dir is not None,
                                      log_every=max(1, config.steps // 10), progress=progress)
     result = training_loop(settings, model=net, objective=objective, dataset=images, pair_fn=pair_fn,
                            config={"model": kind.name, "operator": operator, "baselines": config.as_dict()})
-    return TrainedModel(kind, result.ema.eval(), schedule, list(result.losses))
+    return TrainedModel(kind, result.ema.eval(), schedule, list(result.losses), recipe if kind.bridge else None)
 
 
 @torch.no_grad()
@@ -200,8 +206,8 @@ def restore_with(trained: TrainedModel, y: torch.Tensor, *, nfe: int, grid: str 
     with ``y`` as the condition (``clip_x0`` on x̂0)."""
     device = next(trained.model.parameters()).device
     if trained.kind.bridge:
-        return restore(trained.model, y, trained.schedule, Origin(), nfe=nfe, grid=grid, ot_ode=trained.kind.ot_ode,
-                       seed=seed, clamp=(-1.0, 1.0)).x.cpu()
+        return trained.recipe.restore(trained.model, y, nfe=nfe, grid=grid, ot_ode=trained.kind.ot_ode, seed=seed,
+                                      clamp=(-1.0, 1.0)).x.cpu()
     gen = torch.Generator(device=device).manual_seed(seed)
     y = y.to(device)
     start = prior_noise(y.shape, generator=gen, device=device)

@@ -19,7 +19,7 @@ from .cells import fmt_mean_std, mean_std
 from .mnist_eval import METRICS
 
 __all__ = ["DIGITS", "metric_table", "nfe_drops", "fig8_verdict", "fig8_figure", "table6_rows", "table6_markdown",
-           "table6_verdict", "samples_figure", "as_json"]
+           "table6_verdict", "samples_figure", "as_json", "operator_report"]
 
 DIGITS = {"accuracy": 3, "psnr": 2, "ssim": 3, "fd": 1}
 _LABEL = {"accuracy": "digit accuracy ↑", "fd": "FD (classifier features) ↓", "psnr": "PSNR (dB) ↑",
@@ -204,3 +204,28 @@ def as_json(study: OperatorStudy) -> dict:
             "classifier_accuracy": study.classifier_accuracy, "device": study.device,
             "degraded": {op: m.as_dict() for op, m in study.degraded.items()}, "summary": summary, "cells": cells,
             "seconds": study.seconds, "cpu_seconds": study.cpu_seconds}
+
+
+def operator_report(study: OperatorStudy, which: str) -> tuple[str, dict, dict[str, plt.Figure]]:
+    """The run folder of ``toy/baselines.py fig8`` / ``table6``: (results.md's text, results.json, figures)."""
+    if which not in ("fig8", "table6"):
+        raise ValueError(f"which must be 'fig8' or 'table6'; got {which!r}")
+    config = study.config
+    tables = "\n\n".join(f"**{_LABEL[m]}** (mean ± std over {len(study.seeds)} seeds)\n\n"
+                         f"{metric_table(study, m)}" for m in ("accuracy", "fd", "psnr"))
+    setup = (f"{config.steps} training steps per model (batch {config.batch_size}, {config.net}), "
+             f"{config.eval_size} held-out digits per operator, seeds {study.seeds}; digit classifier "
+             f"accuracy on clean test digits {study.classifier_accuracy:.3f}.")
+    if which == "fig8":
+        verdict = "\n".join(f"- {line}" for line in fig8_verdict(study))
+        figures = {"fig8.png": fig8_figure(study), "samples.png": samples_figure(study, [study.nfes[0], study.nfes[-1]])}
+        report = (f"# I2SB Fig. 8 on MNIST: I2SB vs Palette across NFE\n\n{setup}\n\n## Verdict\n\n{verdict}\n\n"
+                  f"## Tables\n\n{tables}")
+    else:
+        nfe = study.nfes[-1]
+        verdict = "\n".join(f"- {line}" for line in table6_verdict(study, nfe))
+        figures = {"table6.png": fig8_figure(study), "samples.png": samples_figure(study, [nfe])}
+        report = (f"# I2SB Table 6 on MNIST: OT-ODE vs SDE\n\n{setup}\n\n## OT-ODE − SDE at NFE {nfe} (paired per "
+                  f"seed)\n\n{table6_markdown(study, nfe)}\n\n## Verdict (the paper: OT-ODE helps deblurring, "
+                  f"hurts JPEG)\n\n{verdict}\n\n## Tables\n\n{tables}")
+    return report, as_json(study), figures

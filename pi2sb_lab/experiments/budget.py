@@ -21,19 +21,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from torch.utils.data import TensorDataset
 
 from ..data.mnist import load_mnist
 from ..diffusion import DDIMDenoiser, VPObjective
 from ..metrics import classifier_accuracy
 from ..nets.classifier import DigitClassifier, train_digit_classifier
 from ..nets.unet import UNet
-from ..parameterization import EpsParam
 from ..train import TrainState, training_loop
 from .cells import CpuClock, check_seeds, run_cells
 from .editing import EditConfig, train_prior
 from .mnist import CLASSIFIER_SEED, VARIANTS, MNISTConfig, SeedComponents, TestSet, TrainedVariant, check_variants, \
-    make_network, make_pair_fn, make_strategy, make_test_set, prepare_seed
+    make_test_set, pool_dataset, prepare_seed, variant_recipe
 from .mnist_eval import ImageMetrics, evaluate_restored, restore_variant
 
 __all__ = ["BUDGETS", "BudgetRecord", "run_budget_cell", "BudgetStudy", "run_budget_study"]
@@ -57,30 +55,29 @@ class BudgetRecord:
 def run_budget_cell(*, variant: str, seed: int, config: MNISTConfig, budgets: Sequence[int], parts: SeedComponents,
                     test: TestSet, classifier: DigitClassifier, prior_state: dict | None, prior_config: EditConfig,
                     ddim_nfe: int, device: str | torch.device = "cpu", progress: bool = False) -> BudgetRecord:
-    """Train ``variant`` up to ``max(budgets)`` steps (P-I2SB Alg. 1, ``mnist.make_pair_fn``) and measure its EMA
+    """Train ``variant`` up to ``max(budgets)`` steps (P-I2SB Alg. 1, ``mnist.variant_recipe``) and measure its EMA
     model at every budget on ``test`` (``mnist_eval.restore_variant`` with the estimated ``da`` vectors)."""
     clock, device = CpuClock(), torch.device(device)
     v = VARIANTS[variant]
-    strategy = make_strategy(v, config, parts.denoiser)
-    schedule = config.schedule()
-    ddim_strategy = None
+    recipe = variant_recipe(v, config, parts.denoiser)
+    ddim_recipe = None
     if v.strategy == "noise":
         prior = VPObjective(prior_config.schedule(), prediction=prior_config.prediction).prepare(
             UNet.from_config(prior_config.net))
         prior.load_state_dict(prior_state)
-        denoiser = DDIMDenoiser(prior.to(device).eval(), prior_config.schedule(), nfe=ddim_nfe)
-        ddim_strategy = dataclasses.replace(strategy, denoiser=denoiser)
-    metrics, ddim_metrics = {}, ({} if ddim_strategy is not None else None)
+        ddim_recipe = recipe.with_denoiser(DDIMDenoiser(prior.to(device).eval(), prior_config.schedule(),
+                                                        nfe=ddim_nfe))
+    metrics, ddim_metrics = {}, ({} if ddim_recipe is not None else None)
 
     def measure(state: TrainState) -> None:
         if state.step not in budgets:
             return
         kw = dict(nfe=config.nfe, grid=config.grid, seed=seed)
-        trained = TrainedVariant(v, state.ema.eval(), strategy, schedule, [], 0.0)
+        trained = TrainedVariant(v, state.ema.eval(), recipe, [], 0.0)
         metrics[state.step] = evaluate_restored(restore_variant(trained, test.y, parts.estimated, **kw).x, test,
                                                 classifier)
-        if ddim_strategy is not None:
-            trained = dataclasses.replace(trained, strategy=ddim_strategy)
+        if ddim_recipe is not None:
+            trained = dataclasses.replace(trained, recipe=ddim_recipe)
             ddim_metrics[state.step] = evaluate_restored(restore_variant(trained, test.y, parts.estimated, **kw).x,
                                                          test, classifier)
 
@@ -88,9 +85,8 @@ def run_budget_cell(*, variant: str, seed: int, config: MNISTConfig, budgets: Se
     every = math.gcd(*budgets)
     settings = config.train_settings(total_steps=max(budgets), seed=seed, device=str(device), progress=progress,
                                      callback_every=every)
-    result = training_loop(settings, model=EpsParam(make_network(v, config, seed=seed), schedule), schedule=schedule,
-                           dataset=TensorDataset(torch.arange(len(pool))), pair_fn=make_pair_fn(v, strategy, pool),
-                           callback=measure)
+    result = training_loop(settings, model=recipe.network(seed), schedule=recipe.bridge, dataset=pool_dataset(pool),
+                           pair_fn=recipe.pool_pair_fn(pool.x, pool.y, pool.params), callback=measure)
     return BudgetRecord(variant, seed, metrics, ddim_metrics, list(result.losses), clock.cpu)
 
 

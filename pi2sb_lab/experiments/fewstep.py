@@ -33,25 +33,22 @@ import matplotlib.pyplot as plt
 import torch
 
 from ..atomic import write_atomic
-from ..conditioning import Conditioning
+from ..conditioning import get_conditioning
 from ..data.mnist import load_mnist
 from ..diffusion import PaletteObjective, ddim, prior_noise
 from ..families import make_family
-from ..hashing import Origin
-from ..nets import seeded
-from ..nets.unet import UNet
 from ..objective import BridgeObjective
 from ..operators import get_operator
-from ..parameterization import EpsParam, KarrasParam
-from ..pipeline import degrade_pair_fn, restore
+from ..parameterization import KarrasParam
+from ..recipe import make_bridge
 from ..train import training_loop
-from .baselines import BaselineConfig, check_operators, operator_cells
+from .baselines import BaselineConfig, bridge_recipe, check_operators, operator_cells
 from .cells import CpuClock, check_seeds, mean_std, run_cells
 from .mnist_eval import ImageMetrics, evaluate_restored
 
 __all__ = ["FAMILY_SETTINGS", "MODELS", "SAMPLERS", "FEWSTEP_NFES", "FEWSTEP_OPERATORS", "FewStepRecord",
            "run_fewstep_cell", "run_fewstep_study", "fewstep_json", "fewstep_figure", "fewstep_tables",
-           "fewstep_verdict"]
+           "fewstep_verdict", "fewstep_report"]
 
 FAMILY_SETTINGS = {"i2sb": {}, "ddbm-vp": dict(beta_min=0.1, beta_d=2.0), "ddbm-ve": dict(sigma_max=80.0),
                    "goub": dict(theta=3.0, lam=0.3)}
@@ -64,33 +61,35 @@ _LABEL = {"psnr": "PSNR (dB) ↑", "accuracy": "digit accuracy ↑", "fd": "FD (
 
 
 def _family(model: str, config: BaselineConfig):
-    return make_family("i2sb", schedule=config.bridge_schedule()) if model == "i2sb" else \
-        make_family(model, **FAMILY_SETTINGS[model])
+    if model == "i2sb":  # the symmetric schedule of config, as a family like the others
+        return make_family("i2sb", schedule=make_bridge(beta_min=config.beta_min, beta_max=config.beta_max))
+    return make_family(model, **FAMILY_SETTINGS[model])
 
 
 def _train(model: str, operator: str, config: BaselineConfig, *, seed: int, device, run_dir, progress):
     op = get_operator(operator)
     images = load_mnist("train").images
     images = images if config.train_size is None else images[: config.train_size]
-    pair_fn = degrade_pair_fn(lambda x, g: (x, op(x, generator=g).y, None), Origin(), Conditioning())
-    if model == "palette":
+    recipe = bridge_recipe(config, None if model == "palette" else _family(model, config))
+    pair_fn = recipe.degrade_pair_fn(lambda x, g: (x, op(x, generator=g).y, None))
+    if model == "palette":  # the same U-Net with y concatenated (an lq-conditioned backbone), on the VP schedule
         bridge = config.vp_schedule()
-        net = seeded(lambda: UNet.from_config(config.net, cond_channels=1), seed)
+        net = dataclasses.replace(recipe, conditioning=get_conditioning("lq")).backbone(seed)
         objective = PaletteObjective(bridge, prediction="v")
     else:
-        bridge = _family(model, config)
-        backbone = seeded(lambda: UNet.from_config(config.net), seed)
+        bridge = recipe.bridge
         if model == "i2sb":
-            net = EpsParam(backbone, bridge)
+            net = recipe.network(seed)
         else:  # data statistics for the preconditioning from 512 training pairs (a fixed generator)
             x = images[:512]
-            net = KarrasParam.from_data(backbone, bridge, x, op(x, generator=torch.Generator().manual_seed(0)).y)
+            net = KarrasParam.from_data(recipe.backbone(seed), bridge, x,
+                                        op(x, generator=torch.Generator().manual_seed(0)).y)
         objective = BridgeObjective(bridge)
     settings = config.train_settings(seed=seed, device=str(device), run_dir=run_dir, resume=run_dir is not None,
                                      log_every=max(1, config.steps // 10), progress=progress)
     result = training_loop(settings, model=net, objective=objective, dataset=images, pair_fn=pair_fn,
                            config={"model": model, "operator": operator, "fewstep": config.as_dict()})
-    return result.ema.eval(), bridge, list(result.losses)
+    return result.ema.eval(), bridge, list(result.losses), recipe
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,7 +119,7 @@ def run_fewstep_cell(*, model: str, operator: str, seed: int, config: BaselineCo
             return FewStepRecord(model, operator, seed, metrics, data["final_loss"], data["train_seconds"],
                                  data["eval_seconds"], data["cpu_seconds"])
     clock = CpuClock()
-    net, bridge, losses = _train(model, operator, config, seed=seed, device=device, run_dir=run_dir,
+    net, bridge, losses, recipe = _train(model, operator, config, seed=seed, device=device, run_dir=run_dir,
                                  progress=progress)
     train_seconds = clock.wall
     metrics = {}
@@ -135,8 +134,8 @@ def run_fewstep_cell(*, model: str, operator: str, seed: int, config: BaselineCo
                 x = ddim(net, prior_noise(y.shape, generator=gen, device=dev), bridge, nfe=nfe, grid=config.grid,
                          cond=y, generator=gen, clip_x0=config.clip_x0).x.clamp(-1, 1).cpu()
             else:
-                x = restore(net, test.y, bridge, Origin(), nfe=nfe, grid=config.grid, seed=seed, clamp=(-1.0, 1.0),
-                            **kw).x.cpu()
+                x = recipe.restore(net, test.y, nfe=nfe, grid=config.grid, seed=seed, clamp=(-1.0, 1.0),
+                                   **kw).x.cpu()
             metrics[name][nfe] = evaluate_restored(x, test, classifier)
     record = FewStepRecord(model, operator, seed, metrics, losses[-1], train_seconds, clock.wall - train_seconds,
                            clock.cpu)
@@ -276,3 +275,17 @@ def fewstep_json(study: FewStepStudy) -> dict:
             "classifier_accuracy": study.classifier_accuracy, "device": study.device,
             "degraded": {op: m.as_dict() for op, m in study.degraded.items()}, "summary": summary, "cells": cells,
             "seconds": study.seconds, "cpu_seconds": study.cpu_seconds}
+
+
+def fewstep_report(study: FewStepStudy) -> tuple[str, dict, dict[str, plt.Figure]]:
+    """The run folder of ``toy/baselines.py fewstep``: (results.md's text, results.json, figures)."""
+    config = study.config
+    setup = (f"{config.steps} training steps per model (batch {config.batch_size}, {config.net}), "
+             f"{config.eval_size} held-out digits per operator, seeds {study.seeds}; digit classifier "
+             f"accuracy on clean test digits {study.classifier_accuracy:.3f}. Families: {FAMILY_SETTINGS}; "
+             f"samplers: {SAMPLERS}; Palette (v-prediction) with DDIM η = 0.")
+    verdict = "\n".join(f"- {line}" for line in fewstep_verdict(study))
+    report = (f"# Few-step sampling of the bridge families on MNIST\n\n{setup}\n\n## Verdict: implicit at "
+              f"NFE ≤ 5 against Markovian at NFE {study.nfes[-1]} (means over seeds)\n\n{verdict}\n\n## Tables "
+              f"(mean ± std over {len(study.seeds)} seeds)\n\n{fewstep_tables(study)}")
+    return report, fewstep_json(study), {"fewstep.png": fewstep_figure(study)}

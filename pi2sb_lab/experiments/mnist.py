@@ -49,31 +49,31 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch.utils.data import TensorDataset
 
-from .._checks import check_real
+from .._checks import check_real, parameter_error
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..conditioning import Conditioning
 from ..data.mnist import EMBEDDED_SIZES, FULL_SIZES, load_mnist
 from ..degrade import degrade
-from ..hashing import PseudoHash, get_strategy
-from ..nets import seeded
+from ..bridge import Bridge
+from ..hashing import PseudoHash
 from ..nets.denoiser import ImageDenoiser, train_denoiser
 from ..nets.estimator import DegradationEstimator, EstimatorError, estimator_error, train_degradation_estimator
-from ..nets.unet import CONFIGS, UNet
-from ..parameterization import EpsParam, Parameterization
-from ..pipeline import pool_pair_fn
+from ..nets.unet import CONFIGS
+from ..parameterization import Parameterization
+from ..recipe import Recipe, make_recipe
 from ..schedule import GRIDS, SymmetricSchedule
 from ..train import TrainSettings, training_loop
 
 __all__ = [
     "Variant", "VARIANTS", "TABLE3", "FIG3B", "check_variants", "MNISTConfig", "TEST_DEGRADATION_SEED",
     "CLASSIFIER_SEED", "TestSet", "make_test_set", "PairPool", "make_pair_pool", "SeedComponents", "prepare_seed",
-    "make_strategy", "make_network", "make_pair_fn", "TrainedVariant", "train_variant",
+    "variant_recipe", "pool_dataset", "TrainedVariant", "train_variant",
 ]
 
 TEST_DEGRADATION_SEED = 2025  # the held-out degradations: one fixed draw for every variant and every seed
@@ -171,25 +171,27 @@ class MNISTConfig:
                      "denoiser_steps"):
             value = getattr(self, name)
             if type(value) is not int or value < 1:
-                raise ValueError(f"{name} must be an int >= 1; got {value!r}")
+                raise parameter_error(ValueError, name, f"must be an int >= 1; got {value!r}")
         if self.mnist_root is not None and not isinstance(self.mnist_root, str):
-            raise TypeError(f"mnist_root must be None (the embedded digits) or a folder path as a str; "
-                            f"got {self.mnist_root!r}")
+            raise parameter_error(TypeError, "mnist_root", f"must be None (the embedded digits) or a folder path "
+                                                           f"as a str; got {self.mnist_root!r}")
         n_train, n_test = split_sizes(self.mnist_root)
         if not 2 <= self.eval_size <= n_test:
-            raise ValueError(f"eval_size must lie in [2, {n_test}] (the Fréchet distance fits a covariance; the "
-                             f"{'embedded' if self.mnist_root is None else 'full'} test split has {n_test} digits); "
-                             f"got {self.eval_size}")
+            split = "embedded" if self.mnist_root is None else "full"
+            raise parameter_error(ValueError, "eval_size", f"must lie in [2, {n_test}] (the Fréchet distance fits a "
+                                                           f"covariance; the {split} test split has {n_test} digits); "
+                                                           f"got {self.eval_size}")
         if self.train_size is not None and (type(self.train_size) is not int
                                             or not self.batch_size <= self.train_size <= n_train):
-            raise ValueError(f"train_size must be None (all {n_train}) or an int in [batch_size = {self.batch_size}, "
-                             f"{n_train}]; got {self.train_size!r}")
+            raise parameter_error(ValueError, "train_size", f"must be None (all {n_train}) or an int in "
+                                                            f"[batch_size = {self.batch_size}, {n_train}]; "
+                                                            f"got {self.train_size!r}")
         for name in ("beta_min", "beta_max", "noise_level"):  # NaN and inf pass a `> 0` test
             check_real(name, getattr(self, name), low=0, low_open=True)
         if self.net not in CONFIGS:
-            raise ValueError(f"net must be one of {sorted(CONFIGS)}; got {self.net!r}")
+            raise parameter_error(ValueError, "net", f"must be one of {sorted(CONFIGS)}; got {self.net!r}")
         if self.grid not in GRIDS:
-            raise ValueError(f"grid must be one of {list(GRIDS)}; got {self.grid!r}")
+            raise parameter_error(ValueError, "grid", f"must be one of {list(GRIDS)}; got {self.grid!r}")
         self.train_settings()  # lr, lr_warmup_steps, ema_decay: checked where the loop's settings are
 
     def train_settings(self, **runtime) -> TrainSettings:
@@ -315,27 +317,17 @@ def prepare_seed(config: MNISTConfig, seed: int, test: TestSet, *, device: str |
 # --------------------------------------------------------------------------- one variant
 
 
-def make_strategy(variant: Variant, config: MNISTConfig, denoiser: ImageDenoiser | None = None) -> PseudoHash:
-    """The variant's pseudo-hashing strategy; Noise gets level ``config.noise_level`` and ``denoiser``."""
-    if variant.strategy == "noise":
-        return get_strategy("noise", level=config.noise_level, denoiser=denoiser)
-    return get_strategy(variant.strategy)
+def variant_recipe(variant: Variant, config: MNISTConfig, denoiser: ImageDenoiser | None = None) -> Recipe:
+    """The variant's bridge (``recipe.make_recipe``): the symmetric schedule of ``config``, the variant's hashing
+    (Noise with level ``config.noise_level`` and ``denoiser``) and condition, the U-Net ``config.net``."""
+    return make_recipe(strategy=variant.strategy, conditioning=variant.conditioning, net=config.net, channels=1,
+                       beta_min=config.beta_min, beta_max=config.beta_max, noise_level=config.noise_level,
+                       denoiser=denoiser)
 
 
-def make_network(variant: Variant, config: MNISTConfig, *, seed: int = 0) -> UNet:
-    """The variant's U-Net (``config.net``), with the channels its hashing and conditions need; seeded init."""
-    channels = make_strategy(variant, config).channels(1)
-    return seeded(lambda: UNet.from_config(config.net, in_channels=channels, out_channels=channels,
-                                           **variant.conditioning.unet_kwargs(1)), seed)
-
-
-def make_pair_fn(variant: Variant, strategy: PseudoHash, pool: PairPool) -> Callable:
-    """``pair_fn(rows, generator) -> (x̂, ŷ, cond)`` for ``training_loop``: the dataset yields pool row indices.
-
-    ``pipeline.pool_pair_fn``: hashes the pairs (P-I2SB Alg. 1 line 4; Noise draws its ε
-    from ``generator``) and builds the condition from the *true* degradation vectors.
-    """
-    return pool_pair_fn(pool.x, pool.y, strategy, variant.conditioning, pool.params)
+def pool_dataset(pool: PairPool) -> TensorDataset:
+    """The pool's row indices: what ``training_loop`` draws for a ``Recipe.pool_pair_fn`` over ``pool``."""
+    return TensorDataset(torch.arange(len(pool)))
 
 
 # Settings that change only how a trained bridge is evaluated, not the training run stored with it.
@@ -344,14 +336,21 @@ _EVAL_ONLY = ("nfe", "grid", "eval_size", "classifier_epochs")
 
 @dataclasses.dataclass(frozen=True)
 class TrainedVariant:
-    """A trained bridge: ``model`` (the EMA ε-network), its ``strategy``, per-step ``losses``, wall ``seconds``."""
+    """A trained bridge: ``model`` (the EMA ε-network) of ``recipe``, per-step ``losses``, wall ``seconds``."""
 
     variant: Variant
     model: Parameterization
-    strategy: PseudoHash
-    schedule: SymmetricSchedule
+    recipe: Recipe
     losses: list[float]
     seconds: float
+
+    @property
+    def strategy(self) -> PseudoHash:
+        return self.recipe.strategy
+
+    @property
+    def schedule(self) -> Bridge:
+        return self.recipe.bridge
 
 
 def train_variant(variant: Variant, components: SeedComponents, config: MNISTConfig, *, seed: int,
@@ -366,20 +365,18 @@ def train_variant(variant: Variant, components: SeedComponents, config: MNISTCon
     """
     start = time.perf_counter()
     device = torch.device(device)
-    strategy = make_strategy(variant, config, components.denoiser)
-    schedule = config.schedule()
+    recipe = variant_recipe(variant, config, components.denoiser)
     pool = components.pool.to(device)
     result = training_loop(
         config.train_settings(seed=seed, device=str(device), run_dir=run_dir, resume=run_dir is not None,
                               log_every=max(1, config.steps // 10), progress=progress,
                               ignore_fingerprint=ignore_fingerprint),
-        model=EpsParam(make_network(variant, config, seed=seed), schedule),
-        schedule=schedule,
-        dataset=TensorDataset(torch.arange(len(pool))),
-        pair_fn=make_pair_fn(variant, strategy, pool),
+        model=recipe.network(seed),
+        schedule=recipe.bridge,
+        dataset=pool_dataset(pool),
+        pair_fn=recipe.pool_pair_fn(pool.x, pool.y, pool.params),
         config={"variant": variant.name,
                 "mnist": {k: v for k, v in config.as_dict().items() if k not in _EVAL_ONLY}},
         fingerprint={"variant": variant.name, "data": "embedded" if config.mnist_root is None else "full"},
     )
-    return TrainedVariant(variant, result.ema.eval(), strategy, schedule, list(result.losses),
-                          time.perf_counter() - start)
+    return TrainedVariant(variant, result.ema.eval(), recipe, list(result.losses), time.perf_counter() - start)

@@ -6,8 +6,8 @@ degradation estimator and one Noise denoiser, shared by the variants
 (``mnist.prepare_seed``); per variant it trains the bridge, restores the fixed
 test set with the estimated ``da`` vectors (and for ``da`` variants once more
 with the true ones) and measures it (``mnist_eval.evaluate_restored``). Cells can run
-in parallel worker processes. The results are plain records; ``mnist_report.py``
-turns an :class:`Ablation` into tables and figures.
+in parallel worker processes. The results are one :class:`Ablation`; ``mnist_report.write_report``
+turns it into the run folder's tables and figures.
 """
 
 from __future__ import annotations
@@ -60,8 +60,9 @@ class SeedRecord:
 
 @dataclasses.dataclass(frozen=True)
 class Ablation:
-    """Everything :func:`run_ablation` measured. ``degraded``: the degraded-input row (the same test
-    degradations for every seed); ``classifier_accuracy``: on the clean test digits."""
+    """Everything :func:`run_ablation` measured, the one results object its report reads. ``degraded``: the
+    degraded-input row (the same test degradations for every seed); ``classifier_accuracy``: on the clean
+    test digits; ``runs[variant][seed]``: the records by key (built once from ``records``, in seed order)."""
 
     config: MNISTConfig
     variants: list[str]
@@ -73,12 +74,21 @@ class Ablation:
     test: TestSet
     device: str
     seconds: float
+    runs: dict[str, dict[int, VariantRecord]] = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_key = {(r.variant, r.seed): r for r in self.records}
+        missing = [(v, s) for v in self.variants for s in self.seeds if (v, s) not in by_key]
+        if missing:
+            raise ValueError(f"records lack the variant/seed cells {missing}")
+        object.__setattr__(self, "runs", {v: {s: by_key[v, s] for s in self.seeds} for v in self.variants})
 
     def record(self, variant: str, seed: int) -> VariantRecord:
-        for r in self.records:
-            if r.variant == variant and r.seed == seed:
-                return r
-        raise KeyError(f"no record for variant {variant!r}, seed {seed}")
+        """``runs[variant][seed]``, with a ``KeyError`` that names both."""
+        try:
+            return self.runs[variant][seed]
+        except KeyError:
+            raise KeyError(f"no record for variant {variant!r}, seed {seed}") from None
 
 
 def train_and_evaluate(name: str, seed: int, config: MNISTConfig, parts: SeedComponents, test: TestSet,

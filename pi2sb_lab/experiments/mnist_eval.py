@@ -9,7 +9,6 @@ import torch
 
 from ..metrics import classifier_accuracy, classifier_frechet_distance, psnr, ssim
 from ..nets.classifier import DigitClassifier
-from ..pipeline import restore
 from ..sampler import SampleResult
 from ..schedule import time_grid
 from .mnist import TestSet, TrainedVariant
@@ -55,7 +54,7 @@ class _StepError:
 def restore_variant(trained: TrainedVariant, y: torch.Tensor, degradation: torch.Tensor | None = None, *, nfe: int,
                     grid: str = "quadratic", seed: int = 0, x_hat_true: torch.Tensor | None = None,
                     trajectory_stride: int = 0, chunk: int = 256) -> VariantRestoration:
-    """Restore degraded digits ``y`` with one trained variant: ``pipeline.restore`` (P-I2SB Alg. 2).
+    """Restore degraded digits ``y`` with one trained variant: its ``Recipe.restore`` (P-I2SB Alg. 2).
 
     ``degradation``: ``(N, 9)`` vectors for the ``da`` condition (the estimator's at
     test time). ``x_hat_true``: the true hashed clean endpoints ``(N, c, H, W)``; when
@@ -64,9 +63,9 @@ def restore_variant(trained: TrainedVariant, y: torch.Tensor, degradation: torch
     """
     device = next(trained.model.parameters()).device
     recorder = None if x_hat_true is None else _StepError(x_hat_true.to(device), nfe)
-    out = restore(trained.model, y, trained.schedule, trained.strategy, nfe=nfe, grid=grid,
-                  conditioning=trained.variant.conditioning, degradation=degradation, seed=seed, callback=recorder,
-                  trajectory_stride=trajectory_stride, chunk=chunk, clamp=(-1.0, 1.0))
+    out = trained.recipe.restore(trained.model, y, nfe=nfe, grid=grid, degradation=degradation, seed=seed,
+                                 callback=recorder, trajectory_stride=trajectory_stride, chunk=chunk,
+                                 clamp=(-1.0, 1.0))
     times = time_grid(nfe, grid).t.flip(0)[:-1]
     step_error = None if recorder is None else recorder.sums.cpu() / trained.schedule.sigma(times) / y.shape[0]
     return VariantRestoration(out.x.cpu(), out.x_hat.cpu(), step_error, times, out.sampled)

@@ -34,11 +34,10 @@ from torch.utils.data import Dataset, TensorDataset
 from ..conditioning import Conditioning
 from ..counterexample import PairSet, check_symmetric
 from ..data.toy2d import BlindDegradation2D, cluster_accuracy, cluster_centers, clusters, sliced_wasserstein2
-from ..hashing import EmpiricalPosteriorDenoiser, Origin, PseudoHash, get_strategy
-from ..nets import seeded
-from ..nets.mlp import MLP2D
-from ..parameterization import PARAMETERIZATIONS, Parameterization, parameterize
-from ..pipeline import degrade_pair_fn, pool_pair_fn, restore
+from ..hashing import EmpiricalPosteriorDenoiser, Origin, PseudoHash
+from ..parameterization import PARAMETERIZATIONS, Parameterization
+from ..pipeline import pool_pair_fn
+from ..recipe import MLP, Recipe, make_recipe
 from ..sampler import SampleResult, sample
 from ..schedule import GRIDS, SCHEDULES, Schedule, make_schedule
 from ..train import PairFn, training_loop
@@ -46,6 +45,7 @@ from ..train import PairFn, training_loop
 __all__ = [
     "single_thread",
     "BridgeConfig",
+    "bridge_recipe",
     "FittedBridge",
     "resampled",
     "pair_indices",
@@ -56,7 +56,6 @@ __all__ = [
     "DEGRADATIONS",
     "Blind2DProblem",
     "make_problem",
-    "make_strategy",
     "Metrics2D",
     "evaluate",
     "Restoration2D",
@@ -121,6 +120,16 @@ class BridgeConfig:
         return make_schedule(self.schedule).scaled(self.beta_scale)
 
 
+def bridge_recipe(config: BridgeConfig, strategy: str | PseudoHash = "origin",
+                  conditioning: Conditioning = Conditioning(), *, dim: int = 2, denoiser=None, **net) -> Recipe:
+    """The 2D bridge of ``config`` (``recipe.make_recipe``): its schedule and parameterization, the
+    ``strategy`` (Noise with level ``config.noise_level`` and ``denoiser``) and ``conditioning``, an MLP of
+    ``config``'s size for points of ``dim`` coordinates (``net``: other ``MLP2D`` keywords, e.g. ``cond_dim``)."""
+    return make_recipe(bridge=config.make_schedule(), strategy=strategy, conditioning=conditioning, net=MLP,
+                       channels=dim, parameterization=config.parameterization, noise_level=config.noise_level,
+                       denoiser=denoiser, hidden=config.hidden, depth=config.depth, time_dim=config.time_dim, **net)
+
+
 @dataclasses.dataclass(frozen=True)
 class FittedBridge:
     """A trained 2D bridge: ``model`` (a parameterization around the MLP) for ``schedule``.
@@ -156,23 +165,25 @@ def fixed_pairs(x0: torch.Tensor, x1: torch.Tensor) -> tuple[Dataset, PairFn]:
     return pair_indices(x0.shape[0]), pool_pair_fn(x0.float(), x1.float(), Origin())
 
 
-def fit_bridge(dataset: Dataset | torch.Tensor, pair_fn: PairFn, dim: int, config: BridgeConfig = BridgeConfig(), *,
-               ot_ode: bool = False, cond_dim: int = 0, seed: int = 0) -> FittedBridge:
+def fit_bridge(dataset: Dataset | torch.Tensor, pair_fn: PairFn, bridge: int | Recipe,
+               config: BridgeConfig = BridgeConfig(), *, ot_ode: bool = False, cond_dim: int = 0,
+               seed: int = 0) -> FittedBridge:
     """Train a 2D bridge with ``train.training_loop`` (P-I2SB Alg. 1): the MLP, Adam, cosine decay, EMA.
 
     ``dataset``/``pair_fn``: what the loop draws from, ``pair_fn(batch, generator) ->
-    (x0, x1, cond)`` with endpoints ``(B, dim)`` and ``cond`` ``(B, cond_dim)`` or None
-    (see ``pipeline.degrade_pair_fn`` / ``pool_pair_fn``, or :func:`fixed_pairs`).
-    ``ot_ode``: train on ``X_t = μ_t`` (no noise). ``seed`` fixes the initialisation
+    (x0, x1, cond)`` (see ``Recipe.degrade_pair_fn`` / ``pool_pair_fn``, or :func:`fixed_pairs`).
+    ``bridge``: the :func:`bridge_recipe` whose network is trained, or for a raw pair set
+    the point dimension ``dim`` of the endpoints ``(B, dim)`` with ``cond`` ``(B, cond_dim)``
+    or None. ``ot_ode``: train on ``X_t = μ_t`` (no noise). ``seed`` fixes the initialisation
     and every draw. Float32 on the CPU, one thread.
     """
-    schedule = config.make_schedule()
+    recipe = bridge if isinstance(bridge, Recipe) else bridge_recipe(config, dim=bridge, cond_dim=cond_dim)
+    schedule = recipe.bridge
     with single_thread():
-        net = seeded(lambda: MLP2D(dim, hidden=config.hidden, depth=config.depth, time_dim=config.time_dim,
-                                   cond_dim=cond_dim), seed)
+        model = recipe.network(seed)
         start = time.perf_counter()
         result = training_loop(
-            model=parameterize(config.parameterization, net, schedule), schedule=schedule, dataset=dataset,
+            model=model, schedule=schedule, dataset=dataset,
             pair_fn=pair_fn, ot_ode=ot_ode, total_steps=config.steps, batch_size=config.batch_size, lr=config.lr,
             lr_decay="cosine", lr_final=0.1, ema_decay=config.ema_decay, seed=seed, device="cpu",
             log_every=config.steps, progress=False)
@@ -205,15 +216,15 @@ def learned_map(pairs: PairSet, strategy: PseudoHash, direction: str, *, config:
     if direction not in ("forward", "restore"):
         raise ValueError(f"direction must be one of ['forward', 'restore']; got {direction!r}")
     config = config or BridgeConfig(steps=400, batch_size=64, lr=3e-3)
-    check_symmetric(config.make_schedule())
-    hashed = pool_pair_fn(pairs.x.float(), pairs.y.float(), strategy)
+    recipe = bridge_recipe(config, strategy, dim=pairs.x.shape[1])
+    check_symmetric(recipe.bridge)
+    hashed = recipe.pool_pair_fn(pairs.x.float(), pairs.y.float())
 
     def pair_fn(rows: torch.Tensor, generator: torch.Generator):
         x_hat, y_hat, _ = hashed(rows, generator)
         return (y_hat, x_hat, None) if direction == "forward" else (x_hat, y_hat, None)
 
-    fitted = fit_bridge(pair_indices(len(pairs)), pair_fn, strategy.channels(pairs.x.shape[1]),
-                        config, ot_ode=True, seed=seed)
+    fitted = fit_bridge(pair_indices(len(pairs)), pair_fn, recipe, config, ot_ode=True, seed=seed)
     return lambda starts: sample_bridge(fitted, starts).x0.to(starts.dtype)
 
 
@@ -260,14 +271,6 @@ def make_problem(seed: int = 0, *, n_train: int = 1000, n_test: int = 1000,
     test = clusters(n_test, generator=gen)
     test_y = degradation(test.points, generator=gen).y
     return Blind2DProblem(train.points, test.points, test.labels, test_y, cluster_centers(), degradation)
-
-
-def make_strategy(name: str, problem: Blind2DProblem, config: BridgeConfig = BridgeConfig()) -> PseudoHash:
-    """The strategy called ``name``; Noise gets level ``config.noise_level`` and the exact denoiser of the train set."""
-    strategy = get_strategy(name)  # raises ValueError listing the valid names
-    if strategy.name == "noise":
-        return get_strategy(name, level=config.noise_level, denoiser=EmpiricalPosteriorDenoiser(problem.train_x))
-    return strategy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -317,17 +320,17 @@ def train_and_restore(problem: Blind2DProblem, strategy: str, *, ot_ode: bool = 
     depends on ``seed`` and the step only, so every strategy of one seed sees the
     same pairs; ``ot_ode`` applies to training and sampling.
     """
-    hashing = make_strategy(strategy, problem, config)
-    conditioning = Conditioning(lq=config.condition_on_y)
+    # Noise decodes with the exact posterior-mean denoiser of the training set
+    recipe = bridge_recipe(config, strategy, Conditioning(lq=config.condition_on_y),
+                           denoiser=EmpiricalPosteriorDenoiser(problem.train_x))
 
     def degrade_fn(x: torch.Tensor, generator: torch.Generator):
         return x, problem.degradation(x, generator=generator).y, None
 
     data = resampled(problem.train_x, at_least=max(4096, 2 * config.batch_size))
-    fitted = fit_bridge(data, degrade_pair_fn(degrade_fn, hashing, conditioning), hashing.channels(2),
-                        config, ot_ode=ot_ode, cond_dim=2 * config.condition_on_y, seed=seed)
+    fitted = fit_bridge(data, recipe.degrade_pair_fn(degrade_fn), recipe, config, ot_ode=ot_ode, seed=seed)
     with single_thread():
-        out = restore(fitted.model, problem.test_y.float(), fitted.schedule, hashing, nfe=config.nfe,
-                      grid=config.grid, ot_ode=ot_ode, conditioning=conditioning, seed=seed,
-                      trajectory_stride=trajectory_stride)
-    return Restoration2D(hashing.name, ot_ode, seed, out.x, evaluate(out.x, problem, seed=seed), fitted, out.sampled)
+        out = recipe.restore(fitted.model, problem.test_y.float(), nfe=config.nfe, grid=config.grid, ot_ode=ot_ode,
+                             seed=seed, trajectory_stride=trajectory_stride)
+    return Restoration2D(recipe.strategy.name, ot_ode, seed, out.x, evaluate(out.x, problem, seed=seed), fitted,
+                         out.sampled)

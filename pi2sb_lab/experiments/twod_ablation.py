@@ -17,10 +17,12 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import functools
+import json
 import math
 import multiprocessing
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
@@ -28,10 +30,10 @@ import torch
 from ..hashing import EmpiricalPosteriorDenoiser, get_strategy
 from .twod import DEGRADATIONS, Blind2DProblem, BridgeConfig, Metrics2D, evaluate, make_problem, \
     train_and_restore
-from ..viz import plot_restored_2d
+from ..viz import plot_restored_2d, savefig
 
 __all__ = ["RunRecord", "Ablation", "SummaryRow", "check_strategies", "run_ablation", "summarize",
-           "markdown_table", "ablation_figure", "as_json"]
+           "markdown_table", "ablation_figure", "as_json", "write_report"]
 
 METRICS = ("dist", "accuracy", "sw2")
 
@@ -226,3 +228,19 @@ def as_json(ablation: Ablation, rows: Sequence[SummaryRow]) -> dict:
                   "fit_seconds": r.seconds, "final_loss": nan_free(r.final_loss)} for r in ablation.records],
         "summary": [dataclasses.asdict(r) for r in rows],
     }
+
+
+def write_report(ablation: Ablation, out: str | Path, *, command: str, seeds: int, wall_seconds: float) -> str:
+    """Write results.md (the table), results.json and restored.png to ``out``; return the table.
+    ``command``: the command line that ran it; ``seeds``: how many; ``wall_seconds``: the run's."""
+    out = Path(out)
+    rows = summarize(ablation)
+    table = markdown_table(rows)
+    (out / "results.md").write_text(
+        f"# Pseudo-hashing on the blind 2D problem\n\n`{command}`\n\n{table}\n\n"
+        f"mean ± std over {seeds} seed(s); Δdist is paired with Origin on the same seed and setting "
+        f"(negative = closer to the truth than Origin). Wall time {wall_seconds:.0f} s.\n")
+    report = as_json(ablation, rows) | {"command": command, "wall_seconds": wall_seconds}
+    (out / "results.json").write_text(json.dumps(report, indent=2))
+    savefig(ablation_figure(ablation), out / "restored.png")
+    return table
