@@ -138,7 +138,7 @@ class Monitor:
     def _samples(self, state: TrainState) -> None:
         x = self.preview[0]
         noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(self.cfg.seed + 1)).to(state.device)
-        faces = ddim(state.ema, noise, VPSchedule(), nfe=self.cfg.grid_nfe, clip_x0=1.0).x
+        faces = ddim(state.ema, noise, VPSchedule(), nfe=self.cfg.grid_nfe, clip_x0=1.0).x0
         self._save_grid(torch.cat([faces.float().cpu(), x.float()]), nrow=x.shape[0], state=state,
                         tag="preview/ddim_samples_then_hq")
 

@@ -193,10 +193,10 @@ corrupted = corrupt(x_digit, CORRUPTION, SEVERITY, generator=torch.Generator().m
 def edits(t0, k, *, seed=SEED):
     """SDEdit at t0 and ODEdit with k Langevin updates on the corrupted digit."""
     sd = sdedit(prior, corrupted, vp, t0=t0, nfe=max(1, round(edit_config.sdedit_nfe * t0)),
-                generator=torch.Generator().manual_seed(seed), clip_x0=1.0).x.clamp(-1, 1)
+                generator=torch.Generator().manual_seed(seed), clip_x0=1.0).x0.clamp(-1, 1)
     od = odedit(prior, corrupted, vp, nfe=edit_config.odedit_nfe, langevin_steps=k, step_size=STEP_SIZE,
                 temperature=edit_config.temperature, generator=torch.Generator().manual_seed(seed),
-                clip_x0=1.0).x.clamp(-1, 1)
+                clip_x0=1.0).x0.clamp(-1, 1)
     return sd, od
 
 
@@ -230,11 +230,11 @@ assert torch.equal(states[0], y_digit), "I2SB must start at y"
 pal_states, _ = runs[PALETTE]
 assert torch.equal(pal_states[0], prior_noise(y_digit.shape, generator=torch.Generator().manual_seed(SEED))), \
     "Palette must start at its seeded N(0, I) draw"
-same = sdedit(prior, corrupted, vp, t0=0.0, nfe=5).x
+same = sdedit(prior, corrupted, vp, t0=0.0, nfe=5).x0
 assert torch.equal(same, corrupted), "SDEdit at t0 = 0 must return its input"
-plain = odedit(prior, corrupted, vp, nfe=edit_config.odedit_nfe, langevin_steps=0).x
-ref = ddim(prior, ddim_invert(prior, corrupted, vp, nfe=edit_config.odedit_nfe, grid="uniform").x, vp,
-           nfe=edit_config.odedit_nfe, grid="uniform").x
+plain = odedit(prior, corrupted, vp, nfe=edit_config.odedit_nfe, langevin_steps=0).x0
+ref = ddim(prior, ddim_invert(prior, corrupted, vp, nfe=edit_config.odedit_nfe, grid="uniform").x0, vp,
+           nfe=edit_config.odedit_nfe, grid="uniform").x0
 assert torch.equal(plain, ref), "ODEdit with K = 0 must be inversion + DDIM"
 for name, trained in models.items():
     tail = max(1, len(trained.losses) // 10)

@@ -212,7 +212,7 @@ def restore_with(trained: TrainedModel, y: torch.Tensor, *, nfe: int, grid: str 
     y = y.to(device)
     start = prior_noise(y.shape, generator=gen, device=device)
     out = ddpm(trained.model, start, trained.schedule, nfe=nfe, grid=grid, cond=y, generator=gen, clip_x0=clip_x0)
-    return out.x.clamp(-1, 1).cpu()
+    return out.x0.clamp(-1, 1).cpu()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -222,7 +222,7 @@ def run_setting(*, seed: int, setting: Setting, prior_state: dict, config: EditC
             res = odedit(prior, y, config.schedule(), nfe=config.odedit_nfe, langevin_steps=int(setting.value),
                          step_size=config.step_size, temperature=config.temperature, t_end=config.odedit_t_end,
                          grid="uniform", generator=gen, clip_x0=config.clip_x0)
-        outs.append(res.x.clamp(-1, 1).cpu())
+        outs.append(res.x0.clamp(-1, 1).cpu())
         nfe = res.nfe
     out = torch.cat(outs)
     n = test.x.shape[0]

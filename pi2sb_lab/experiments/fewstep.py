@@ -132,7 +132,7 @@ def run_fewstep_cell(*, model: str, operator: str, seed: int, config: BaselineCo
                 gen = torch.Generator(device=dev).manual_seed(seed)
                 y = test.y.to(dev)
                 x = ddim(net, prior_noise(y.shape, generator=gen, device=dev), bridge, nfe=nfe, grid=config.grid,
-                         cond=y, generator=gen, clip_x0=config.clip_x0).x.clamp(-1, 1).cpu()
+                         cond=y, generator=gen, clip_x0=config.clip_x0).x0.clamp(-1, 1).cpu()
             else:
                 x = recipe.restore(net, test.y, nfe=nfe, grid=config.grid, seed=seed, clamp=(-1.0, 1.0),
                                    **kw).x.cpu()
