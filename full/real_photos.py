@@ -134,12 +134,17 @@ def fit_niqe(train: Path, path: Path, limit: int = 100) -> Path:
     return save_model(fit_model((files.read(i) for i in range(min(limit, len(files)))), patch_size=16), path)
 
 
-def picture(folders: list[Path], names: list[str], path: Path) -> None:
-    """Rows of the columns ``folders`` (LQ | bridge | regression | HQ), one row per tile name."""
+def picture(folders: list[Path], names: list[str], path: Path, min_tile: int = 128) -> None:
+    """Rows of the columns ``folders`` (LQ | bridge | regression | HQ), one row per tile name; tiles are
+    enlarged by whole pixels (nearest neighbour, so no pixel is invented) to at least ``min_tile`` px:
+    32² tiles side by side are too small to judge blur and noise on a screen."""
     from torchvision.utils import make_grid, save_image
 
-    tiles = [to_float(ImageFiles(f, None).read(ImageFiles(f, None).names.index(n))) for n in names for f in folders]
-    save_image((make_grid(torch.stack(tiles), nrow=len(folders), padding=2, pad_value=1.0) + 1) / 2, path)
+    tiles = torch.stack([to_float(ImageFiles(f, None).read(ImageFiles(f, None).names.index(n)))
+                         for n in names for f in folders])
+    factor = max(1, -(-min_tile // tiles.shape[-1]))
+    tiles = tiles.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1)
+    save_image((make_grid(tiles, nrow=len(folders), padding=2 * factor, pad_value=1.0) + 1) / 2, path)
 
 
 @dataclass
