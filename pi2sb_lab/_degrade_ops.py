@@ -109,6 +109,22 @@ def _smooth_size(n: int) -> int:
         m += 1
 
 
+def _fft_shape(H: int, W: int, kernel_size: int) -> tuple[int, int]:
+    """Transform size for a k×k kernel: the linear convolution of the image mirror-padded by k//2 fits."""
+    p = kernel_size // 2
+    return _smooth_size(H + 2 * p), _smooth_size(W + 2 * p)
+
+
+def _fft_chunk(x: torch.Tensor, fh: int, fw: int) -> int:
+    """Samples per FFT call. On a CPU as many as keep the spectrum in cache (~4 MB: one 512² colour
+    image, hundreds of digits); at 512², 8 samples in one call cost 3× as much per sample. A GPU
+    wants the whole batch."""
+    if x.device.type != "cpu":
+        return max(1, x.shape[0])
+    spectrum_bytes = x.shape[1] * fh * (fw // 2 + 1) * 2 * x.element_size()
+    return max(1, (4 << 20) // spectrum_bytes)
+
+
 def filter2d_per_sample(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     """Convolve sample b of ``x`` (B, C, H, W) with ``kernels[b]`` (B, k, k), mirror-padded; same shape out.
 
@@ -118,13 +134,9 @@ def filter2d_per_sample(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     of the FFT only touches the padding, never the H×W output.
     """
     B, C, H, W = x.shape
-    k = kernels.shape[-1]
-    p = k // 2
-    fh, fw = _smooth_size(H + 2 * p), _smooth_size(W + 2 * p)
-    # On a CPU in chunks whose spectrum stays in cache (~4 MB: one 512² colour image, hundreds of
-    # digits); at 512², 8 samples in one call cost 3× as much per sample. A GPU wants the whole batch.
-    spectrum_bytes = C * fh * (fw // 2 + 1) * 2 * x.element_size()
-    step = max(1, (4 << 20) // spectrum_bytes) if x.device.type == "cpu" else B
+    p = kernels.shape[-1] // 2
+    fh, fw = _fft_shape(H, W, kernels.shape[-1])
+    step = _fft_chunk(x, fh, fw)
     # On a CPU, colour images come out channels-last, the layout resize_bilinear wants there: the crop
     # below then writes that layout directly, sparing the resize a conversion pass (the same numbers).
     out = torch.empty_like(x, memory_format=torch.channels_last if _cpu_colour(x) else torch.preserve_format)
@@ -135,6 +147,61 @@ def filter2d_per_sample(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
         spectrum = torch.fft.rfft2(pad_reflect(x[rows], p), s=(fh, fw))
         spectrum *= torch.fft.rfft2(kernels[rows].to(x.dtype), s=(fh, fw))[:, None]
         out[rows] = torch.fft.irfft2(spectrum, s=(fh, fw))[..., 2 * p : 2 * p + H, 2 * p : 2 * p + W]
+    return out
+
+
+def bilinear_source_rows(n_in: int, n_out: int) -> torch.Tensor | None:
+    """The sorted rows (indices along an axis of n_in) that :func:`resize_bilinear` to n_out reads;
+    ``None`` when it reads every one.
+
+    Output i reads rows ⌊s⌋ and ⌊s⌋ + 1 at s = (i + ½)·n_in/n_out − ½ (clamped to the axis); torch
+    computes s in float32, so where that rounding could tip ⌊s⌋ both neighbours are taken.
+    """
+    src = ((torch.arange(n_out, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5).clamp(min=0)
+    lo, hi = (src - 1e-3).floor(), (src + 1e-3).floor()
+    rows = torch.cat([lo, hi, hi + 1]).long().clamp(0, n_in - 1).unique()
+    return None if rows.numel() == n_in else rows
+
+
+def blur_resize_fft(x: torch.Tensor, index: Sequence[int], kernels: torch.Tensor,
+                    sizes: Sequence[tuple[int, int]]) -> list[torch.Tensor]:
+    """``resize_bilinear(filter2d_per_sample(x[index], kernels)[j][None], sizes[j])`` for each j: the
+    same numbers, for less work. ``kernels``: (len(index), k, k); returns (1, C, *sizes[j]) tensors.
+
+    Each chunk of samples is resized as soon as it is blurred (no batch of full-size blurred images
+    in memory). Chunks of one sample (a CPU at 512²) take their own route: mirror-padded into one
+    zero-margined buffer kept across samples, and, when the resize shrinks the rows, the inverse
+    transform's last pass (the real one, along the rows) only for the rows the bilinear resize reads
+    (about 2/r of them). Splitting irfft2 into its column and row passes, and keeping some rows of
+    the latter, gives bitwise the rows irfft2 gives.
+    """
+    B, C, H, W = x.shape
+    k = kernels.shape[-1]
+    p = k // 2
+    fh, fw = _fft_shape(H, W, k)
+    step = _fft_chunk(x, fh, fw)
+    out: list[torch.Tensor] = []
+    if step > 1:
+        for start in range(0, len(index), step):
+            chunk = list(index[start : start + step])
+            blurred = filter2d_per_sample(x[chunk], kernels[start : start + step])
+            out += [resize_bilinear(im[None], size) for im, size in zip(blurred, sizes[start : start + step])]
+        return out
+    padded = x.new_zeros(C, fh, fw)  # beyond H + 2p, W + 2p: the zeros the linear convolution needs
+    # Rows the resize does not read are left as they are (never read); zeros at first.
+    blurred = torch.zeros_like(x[:1], memory_format=torch.channels_last if _cpu_colour(x) else torch.preserve_format)
+    for j, b in enumerate(index):
+        padded[:, : H + 2 * p, : W + 2 * p] = pad_reflect(x[b : b + 1], p)[0]
+        spectrum = torch.fft.rfft2(padded)
+        spectrum *= torch.fft.rfft2(kernels[j].to(x.dtype), s=(fh, fw))
+        rows = bilinear_source_rows(H, sizes[j][0])
+        if rows is None:
+            blurred[0] = torch.fft.irfft2(spectrum, s=(fh, fw))[:, 2 * p : 2 * p + H, 2 * p : 2 * p + W]
+        else:
+            part = torch.fft.ifft(spectrum, dim=-2).index_select(-2, rows + 2 * p)
+            blurred[0].index_copy_(1, rows, torch.fft.irfft(part, n=fw, dim=-1)[..., 2 * p : 2 * p + W])
+        small = resize_bilinear(blurred, sizes[j])
+        out.append(small.clone() if small is blurred else small)  # r = 1 returns the buffer itself
     return out
 
 
