@@ -150,6 +150,21 @@ def filter2d_per_sample(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _pad_reflect_into(buffer: torch.Tensor, x: torch.Tensor, p: int) -> None:
+    """Write ``pad_reflect(x[None], p)[0]`` into ``buffer[:, :H + 2p, :W + 2p]`` (``x``: (C, H, W)),
+    with no padded temporary: the centre, then the mirrored bands (BORDER_REFLECT_101)."""
+    C, H, W = x.shape
+    if not (0 < p < H and 0 < p < W):
+        buffer[:, : H + 2 * p, : W + 2 * p] = pad_reflect(x[None], p)[0]
+        return
+    buffer[:, p : p + H, p : p + W] = x
+    rows = buffer[:, : H + 2 * p]  # (the bottom margin beyond stays untouched)
+    rows[:, p : p + H, :p] = rows[:, p : p + H, p + 1 : 2 * p + 1].flip(-1)  # left: columns p..1 of x
+    rows[:, p : p + H, p + W : W + 2 * p] = rows[:, p : p + H, W - 1 : p + W - 1].flip(-1)  # right: W-2..W-1-p
+    rows[:, :p, : W + 2 * p] = rows[:, p + 1 : 2 * p + 1, : W + 2 * p].flip(-2)  # top, corners included
+    rows[:, p + H : H + 2 * p, : W + 2 * p] = rows[:, H - 1 : p + H - 1, : W + 2 * p].flip(-2)  # bottom
+
+
 def bilinear_source_rows(n_in: int, n_out: int) -> torch.Tensor | None:
     """The sorted rows (indices along an axis of n_in) that :func:`resize_bilinear` to n_out reads;
     ``None`` when it reads every one.
@@ -191,14 +206,14 @@ def blur_resize_fft(x: torch.Tensor, index: Sequence[int], kernels: torch.Tensor
     # Rows the resize does not read are left as they are (never read); zeros at first.
     blurred = torch.zeros_like(x[:1], memory_format=torch.channels_last if _cpu_colour(x) else torch.preserve_format)
     for j, b in enumerate(index):
-        padded[:, : H + 2 * p, : W + 2 * p] = pad_reflect(x[b : b + 1], p)[0]
+        _pad_reflect_into(padded, x[b], p)
         spectrum = torch.fft.rfft2(padded)
         spectrum *= torch.fft.rfft2(kernels[j].to(x.dtype), s=(fh, fw))
         rows = bilinear_source_rows(H, sizes[j][0])
         if rows is None:
             blurred[0] = torch.fft.irfft2(spectrum, s=(fh, fw))[:, 2 * p : 2 * p + H, 2 * p : 2 * p + W]
         else:
-            part = torch.fft.ifft(spectrum, dim=-2).index_select(-2, rows + 2 * p)
+            part = torch.fft.ifft(spectrum, dim=-2)[:, rows + 2 * p]  # (advanced indexing: 2× index_select's speed)
             blurred[0].index_copy_(1, rows, torch.fft.irfft(part, n=fw, dim=-1)[..., 2 * p : 2 * p + W])
         small = resize_bilinear(blurred, sizes[j])
         out.append(small.clone() if small is blurred else small)  # r = 1 returns the buffer itself
@@ -246,7 +261,8 @@ def blur_resize_isotropic(x: torch.Tensor, sigma: float, kernel_size: int, size:
     taps = torch.exp(-0.5 * (offsets / sigma) ** 2)
     taps = taps / taps.sum()
     rows = blur_resize_matrix(H, size[0], taps).to(x.device, x.dtype)  # (h, H)
-    cols = blur_resize_matrix(W, size[1], taps).to(x.device, x.dtype)  # (w, W)
+    # (w, W): a square image shrunk to a square is the same matrix (half the set-up cost)
+    cols = rows if (W, size[1]) == (H, size[0]) else blur_resize_matrix(W, size[1], taps).to(x.device, x.dtype)
     return rows @ x @ cols.T
 
 
@@ -292,11 +308,11 @@ def to_gray(x: torch.Tensor) -> torch.Tensor:
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """[-1, 1] float → [0, 255] uint8, rounded to nearest (what saving an 8-bit file does)."""
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.clamp(-1, 1).add_(1).mul_(127.5).round_().to(torch.uint8)  # in place on clamp's copy: one temporary
 
 
 def from_uint8(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    return x.to(dtype) / 127.5 - 1
+    return x.to(dtype).div_(127.5).sub_(1)
 
 
 def quantize_8bit_(x: torch.Tensor) -> torch.Tensor:
@@ -305,6 +321,16 @@ def quantize_8bit_(x: torch.Tensor) -> torch.Tensor:
     In place because at 512² a batch is tens of MB and each temporary costs as much as the arithmetic.
     """
     return x.clamp_(-1, 1).add_(1).mul_(127.5).round_().div_(127.5).sub_(1)
+
+
+def quantize_8bit_into(out: torch.Tensor, x: torch.Tensor) -> None:
+    """Write :func:`quantize_8bit_` of ``x`` into ``out`` (same shape; ``x`` is overwritten on the way).
+
+    The rounding pass writes ``out``, so a channels-last ``x`` reaches a contiguous ``out`` without
+    a separate layout-converting copy (the same numbers).
+    """
+    torch.round(x.clamp_(-1, 1).add_(1).mul_(127.5), out=out)
+    out.div_(127.5).sub_(1)
 
 
 def jpeg_roundtrip(x: torch.Tensor, quality: int | Sequence[int] | torch.Tensor) -> torch.Tensor:

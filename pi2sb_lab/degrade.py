@@ -39,7 +39,7 @@ from ._degrade_ops import (
     gaussian_kernels,
     jpeg_roundtrip,
     jpeg_roundtrip_many,
-    quantize_8bit_,
+    quantize_8bit_into,
     resize_bilinear,
     to_gray,
 )
@@ -349,8 +349,8 @@ def degrade(
     out = torch.empty_like(source)
     gray = params.gray.tolist()
     for b, small in enumerate(smalls):  # resize back, gray, round: per sample, in cache (the same arithmetic)
-        y = resize_bilinear(small, (H, W), channels_last=True)  # the copy into the batch converts the layout
-        out[b : b + 1] = quantize_8bit_(to_gray(y) if gray[b] else y)
+        y = resize_bilinear(small, (H, W), channels_last=True)  # the rounding into the batch converts the layout
+        quantize_8bit_into(out[b : b + 1], to_gray(y) if gray[b] else y)
     if config.gray_clean and any(gray):
         clean = _where_flagged(params.gray, to_gray, clean)
     return Degraded(x=clean, y=out.to(x.dtype), params=params)
