@@ -263,7 +263,23 @@ def blur_resize_isotropic(x: torch.Tensor, sigma: float, kernel_size: int, size:
     rows = blur_resize_matrix(H, size[0], taps).to(x.device, x.dtype)  # (h, H)
     # (w, W): a square image shrunk to a square is the same matrix (half the set-up cost)
     cols = rows if (W, size[1]) == (H, size[0]) else blur_resize_matrix(W, size[1], taps).to(x.device, x.dtype)
-    return rows @ x @ cols.T
+    # Each row of these matrices is zero outside a band (~r·taps wide): multiplying block by block
+    # over the band alone skips 3-4× the work at r ≈ 1.5-2 (the same sums in a different order).
+    t = _banded_matmul(rows, x)  # (1, C, h, W)
+    return _banded_matmul(cols, t.mT).mT
+
+
+def _banded_matmul(m: torch.Tensor, x: torch.Tensor, block: int = 64) -> torch.Tensor:
+    """``m @ x`` for a (h, n) matrix ``m`` whose rows are nonzero on a band only; ``x``: (..., n, W)."""
+    h, n = m.shape
+    nonzero = m != 0
+    first = nonzero.to(torch.uint8).argmax(1)  # every row has a nonzero (its weights sum to 1)
+    last = n - 1 - nonzero.flip(1).to(torch.uint8).argmax(1)
+    out = x.new_empty(*x.shape[:-2], h, x.shape[-1])
+    for i in range(0, h, block):
+        lo, hi = int(first[i : i + block].min()), int(last[i : i + block].max()) + 1
+        out[..., i : i + block, :] = m[i : i + block, lo:hi] @ x[..., lo:hi, :]
+    return out
 
 
 def filter2d_separable(x: torch.Tensor, kernel_1d: torch.Tensor) -> torch.Tensor:
