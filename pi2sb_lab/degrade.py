@@ -32,13 +32,15 @@ import torch
 
 from ._checks import check_generator, check_int, check_real
 from ._degrade_ops import (
+    blur_resize_fft,
     blur_resize_isotropic,
     check_image,
     compute_dtype,
-    blur_resize_fft,
     gaussian_kernels,
     jpeg_roundtrip,
     jpeg_roundtrip_many,
+    luma,
+    quantize_8bit_,
     quantize_8bit_into,
     resize_bilinear,
     to_gray,
@@ -350,7 +352,10 @@ def degrade(
     gray = params.gray.tolist()
     for b, small in enumerate(smalls):  # resize back, gray, round: per sample, in cache (the same arithmetic)
         y = resize_bilinear(small, (H, W), channels_last=True)  # the rounding into the batch converts the layout
-        quantize_8bit_into(out[b : b + 1], to_gray(y) if gray[b] else y)
+        if gray[b] and C == 3:  # round the one luma plane, then copy it to the three channels
+            out[b : b + 1] = quantize_8bit_(luma(y))
+        else:
+            quantize_8bit_into(out[b : b + 1], y)
     if config.gray_clean and any(gray):
         clean = _where_flagged(params.gray, to_gray, clean)
     return Degraded(x=clean, y=out.to(x.dtype), params=params)
