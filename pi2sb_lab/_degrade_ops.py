@@ -115,14 +115,18 @@ def _fft_shape(H: int, W: int, kernel_size: int) -> tuple[int, int]:
     return _smooth_size(H + 2 * p), _smooth_size(W + 2 * p)
 
 
+# On a CPU the FFT blur runs on as many samples at once as keep the spectrum within this (about
+# the cache): one 512² colour image, hundreds of digits; at 512², 8 samples in one call cost 3× as
+# much per sample.
+FFT_CHUNK_BYTES = 4 << 20
+
+
 def _fft_chunk(x: torch.Tensor, fh: int, fw: int) -> int:
-    """Samples per FFT call. On a CPU as many as keep the spectrum in cache (~4 MB: one 512² colour
-    image, hundreds of digits); at 512², 8 samples in one call cost 3× as much per sample. A GPU
-    wants the whole batch."""
+    """Samples per FFT call: on a CPU as many as fit FFT_CHUNK_BYTES; a GPU wants the whole batch."""
     if x.device.type != "cpu":
         return max(1, x.shape[0])
     spectrum_bytes = x.shape[1] * fh * (fw // 2 + 1) * 2 * x.element_size()
-    return max(1, (4 << 20) // spectrum_bytes)
+    return max(1, FFT_CHUNK_BYTES // spectrum_bytes)
 
 
 def filter2d_per_sample(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
