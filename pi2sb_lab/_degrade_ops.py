@@ -270,7 +270,7 @@ def blur_resize_isotropic(x: torch.Tensor, sigma: float, kernel_size: int, size:
     # Each row of these matrices is zero outside a band (~r·taps wide): multiplying block by block
     # over the band alone skips 3-4× the work at r ≈ 1.5-2 (the same sums in a different order).
     t = _banded_matmul(rows, x)  # (1, C, h, W)
-    return _banded_matmul(cols, t.mT).mT
+    return _banded_matmul(cols, t.mT).mT.contiguous()
 
 
 def _banded_matmul(m: torch.Tensor, x: torch.Tensor, block: int = 64) -> torch.Tensor:
