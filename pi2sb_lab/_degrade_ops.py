@@ -8,6 +8,7 @@ the free-form masks are the one toolbox eq. 19 and I2SB's operators share.)
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import warnings
@@ -169,6 +170,9 @@ def _pad_reflect_into(buffer: torch.Tensor, x: torch.Tensor, p: int) -> None:
     rows[:, p + H : H + 2 * p, : W + 2 * p] = rows[:, H - 1 : p + H - 1, : W + 2 * p].flip(-2)  # bottom
 
 
+# h = H // r takes a few hundred values at 512²: soon every one is cached (computing one costs a
+# quarter of a millisecond). Callers only read the cached tensor.
+@functools.lru_cache(maxsize=1024)
 def bilinear_source_rows(n_in: int, n_out: int) -> torch.Tensor | None:
     """The sorted rows (indices along an axis of n_in) that :func:`resize_bilinear` to n_out reads;
     ``None`` when it reads every one.
@@ -207,12 +211,14 @@ def blur_resize_fft(x: torch.Tensor, index: Sequence[int], kernels: torch.Tensor
             out += [resize_bilinear(im[None], size) for im, size in zip(blurred, sizes[start : start + step])]
         return out
     padded = x.new_zeros(C, fh, fw)  # beyond H + 2p, W + 2p: the zeros the linear convolution needs
+    kernel_padded = x.new_zeros(fh, fw)  # beyond k × k: zeros, as rfft2(kernel, s=(fh, fw)) pads
     # Rows the resize does not read are left as they are (never read); zeros at first.
     blurred = torch.zeros_like(x[:1], memory_format=torch.channels_last if _cpu_colour(x) else torch.preserve_format)
     for j, b in enumerate(index):
         _pad_reflect_into(padded, x[b], p)
         spectrum = torch.fft.rfft2(padded)
-        spectrum *= torch.fft.rfft2(kernels[j].to(x.dtype), s=(fh, fw))
+        kernel_padded[:k, :k] = kernels[j]
+        spectrum *= torch.fft.rfft2(kernel_padded)
         rows = bilinear_source_rows(H, sizes[j][0])
         if rows is None:
             blurred[0] = torch.fft.irfft2(spectrum, s=(fh, fw))[:, 2 * p : 2 * p + H, 2 * p : 2 * p + W]
