@@ -30,19 +30,16 @@ from typing import Callable, Iterator
 
 import torch
 
+from ._blur import blur_resize_fft, blur_resize_isotropic, gaussian_kernels, resize_bilinear
 from ._checks import check_generator, check_int, check_real
 from ._degrade_ops import (
-    blur_resize_fft,
-    blur_resize_isotropic,
     check_image,
     compute_dtype,
-    gaussian_kernels,
     jpeg_roundtrip,
     jpeg_roundtrip_many,
     luma,
     quantize_8bit_,
     quantize_8bit_into,
-    resize_bilinear,
     to_gray,
 )
 

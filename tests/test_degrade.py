@@ -456,7 +456,7 @@ def test_blur_resize_fft_is_bitwise_blur_then_resize_on_both_routes(monkeypatch,
     the last inverse pass only for the rows the resize reads) give exactly what blurring the whole
     image (in the same chunks) and resizing it gives: r ≈ 5 and 2 (rows pruned), r = 1 (the resize
     returns its input), r < 1 (enlarging), unequal axes."""
-    from pi2sb_lab import _degrade_ops as ops
+    from pi2sb_lab import _blur as ops
 
     x = smooth_images(5, channels, 64, 48)
     s = torch.tensor([4.0, 0.3, 9.0, 2.0, 6.0])
@@ -477,7 +477,7 @@ def test_blur_resize_fft_is_bitwise_blur_then_resize_on_both_routes(monkeypatch,
 
 @pytest.mark.parametrize("n_in, n_out", [(512, 64), (512, 200), (512, 73), (64, 25), (48, 12), (10, 3)])
 def test_bilinear_source_rows_are_every_row_the_resize_reads(n_in, n_out):
-    from pi2sb_lab._degrade_ops import bilinear_source_rows, resize_bilinear
+    from pi2sb_lab._blur import bilinear_source_rows, resize_bilinear
 
     rows = bilinear_source_rows(n_in, n_out)
     assert rows is not None and rows.numel() < n_in
@@ -492,7 +492,7 @@ def test_bilinear_source_rows_are_every_row_the_resize_reads(n_in, n_out):
 
 @pytest.mark.parametrize("shape, p", [((3, 64, 48), 20), ((1, 30, 30), 5), ((3, 16, 24), 20), ((3, 5, 7), 3)])
 def test_mirror_padding_into_a_buffer_equals_pad_reflect(shape, p):
-    from pi2sb_lab._degrade_ops import _pad_reflect_into, pad_reflect
+    from pi2sb_lab._blur import _pad_reflect_into, pad_reflect
 
     x = torch.rand(shape, generator=torch.Generator().manual_seed(1))
     C, H, W = shape
@@ -503,9 +503,8 @@ def test_mirror_padding_into_a_buffer_equals_pad_reflect(shape, p):
 
 
 def test_banded_products_luma_and_rounding_into_a_batch_match_the_plain_ones():
-    from pi2sb_lab._degrade_ops import (
-        LUMA_WEIGHTS, _banded_matmul, blur_resize_matrix, luma, quantize_8bit_, quantize_8bit_into,
-    )
+    from pi2sb_lab._blur import _banded_matmul, blur_resize_matrix
+    from pi2sb_lab._degrade_ops import LUMA_WEIGHTS, luma, quantize_8bit_, quantize_8bit_into
 
     g = torch.Generator().manual_seed(2)
     taps = torch.exp(-0.5 * (torch.arange(-20, 21, dtype=torch.float64) / 3.0) ** 2)
