@@ -11,6 +11,14 @@ counts wall seconds (an idle machine gives the same figures both ways).
 
     python bench/degrade.py            # default run (well under two minutes)
     python bench/degrade.py --quick    # a few images, to check that it runs
+    python bench/degrade.py --outputs F.pt   # no timing: save the reference degradations to F.pt,
+                                             # or, if F.pt exists, count the values that moved
+
+The reference degradations (``--outputs``) are the 1,000 MNIST test digits (mnist32 preset,
+batches of 100, generator seed 0), 48 ffhq512 photo-like images at 512² (batches of 16) and 16
+images at 128² with ``gray_prob=0.5, gray_clean=True`` (x and y). To compare two versions, save
+with one (e.g. ``PYTHONPATH=/tmp/old python bench/degrade.py --outputs old.pt``) and compare
+with the other.
 """
 
 from __future__ import annotations
@@ -77,6 +85,39 @@ def cv_degrade(img: np.ndarray, rng: np.random.Generator, cfg) -> np.ndarray:
     return np.clip((lq * 255).round(), 0, 255) / 255
 
 
+# --------------------------------------------------------------------------- outputs of two versions
+
+
+def reference_outputs() -> dict[str, torch.Tensor]:
+    """The degradations ``--outputs`` saves or compares (see the module docstring)."""
+    from pi2sb_lab.data.mnist import load_mnist
+    from pi2sb_lab.degrade import DegradationConfig
+
+    def run(x, config, batch):
+        g = torch.Generator().manual_seed(0)
+        return torch.cat([degrade(b, config, generator=g).y for b in x.split(batch)])
+
+    out = {"mnist32 test digits": run(load_mnist("test").images[:1000], "mnist32", 100),
+           "ffhq512 at 512²": run(photo_like(48, 512, seed=0), "ffhq512", 16)}
+    gray = degrade(photo_like(16, 128, seed=3), DegradationConfig(gray_prob=0.5, gray_clean=True),
+                   generator=torch.Generator().manual_seed(0))
+    out["gray 128² (x)"], out["gray 128² (y)"] = gray.x, gray.y
+    return out
+
+
+def save_or_compare(path: str) -> None:
+    outputs = reference_outputs()
+    if not os.path.exists(path):
+        torch.save(outputs, path)
+        print(f"saved {', '.join(outputs)} to {path}")
+        return
+    saved = torch.load(path)
+    for name, new in outputs.items():
+        moved = (new != saved[name])
+        levels = (new - saved[name]).abs().max().item() * 127.5  # [-1, 1] → 0–255 levels
+        print(f"  {name}: {int(moved.sum()):,} of {new.numel():,} values moved, largest change {levels:.2f} levels")
+
+
 # --------------------------------------------------------------------------- timing
 
 
@@ -110,7 +151,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                         help="CPU pipelines timed in CPU seconds (default) or wall seconds")
     parser.add_argument("--quick", action="store_true", help="tiny run: 4 images, batch 2, one pass")
+    parser.add_argument("--outputs", metavar="PATH",
+                        help="no timing: save the reference degradations to PATH, or compare with it if it exists")
     args = parser.parse_args(argv)
+    if args.outputs:
+        torch.set_num_threads(1)
+        save_or_compare(args.outputs)
+        return
     if args.quick:
         args.images, args.batch_size, args.repeats, args.gpu_images, args.gpu_batch_size = 4, 2, 1, 8, 4
 
