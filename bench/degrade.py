@@ -11,6 +11,8 @@ counts wall seconds (an idle machine gives the same figures both ways).
 
     python bench/degrade.py            # default run (well under two minutes)
     python bench/degrade.py --quick    # a few images, to check that it runs
+    python bench/degrade.py --baseline /tmp/old   # also time the pi2sb_lab/ of another checkout,
+                                                  # in the same interleaved passes (before/after)
     python bench/degrade.py --outputs F.pt   # no timing: save the reference degradations to F.pt,
                                              # or, if F.pt exists, count the values that moved
 
@@ -85,7 +87,25 @@ def cv_degrade(img: np.ndarray, rng: np.random.Generator, cfg) -> np.ndarray:
     return np.clip((lq * 255).round(), 0, 255) / 255
 
 
-# --------------------------------------------------------------------------- outputs of two versions
+# --------------------------------------------------------------------------- two versions
+
+
+def baseline_degrade(root: str):
+    """``degrade`` of the ``pi2sb_lab/`` package in the checkout ``root``, imported under another name
+    (``pi2sb_baseline``) next to this one, so both run in one process."""
+    import importlib
+    import importlib.util
+    import sys
+
+    init = os.path.join(root, "pi2sb_lab", "__init__.py")
+    if not os.path.isfile(init):
+        raise SystemExit(f"bench/degrade.py: error: --baseline: no pi2sb_lab/__init__.py under {root}")
+    spec = importlib.util.spec_from_file_location("pi2sb_baseline", init,
+                                                  submodule_search_locations=[os.path.dirname(init)])
+    package = importlib.util.module_from_spec(spec)
+    sys.modules["pi2sb_baseline"] = package
+    spec.loader.exec_module(package)
+    return importlib.import_module("pi2sb_baseline.degrade").degrade
 
 
 def reference_outputs() -> dict[str, torch.Tensor]:
@@ -151,6 +171,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                         help="CPU pipelines timed in CPU seconds (default) or wall seconds")
     parser.add_argument("--quick", action="store_true", help="tiny run: 4 images, batch 2, one pass")
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="also time pi2sb_lab.degrade of the checkout DIR, interleaved in the same passes")
     parser.add_argument("--outputs", metavar="PATH",
                         help="no timing: save the reference degradations to PATH, or compare with it if it exists")
     args = parser.parse_args(argv)
@@ -169,10 +191,10 @@ def main(argv: list[str] | None = None) -> None:
     x_cv = [np.ascontiguousarray(((im.permute(1, 2, 0).numpy() + 1) / 2)[:, :, ::-1]) for im in x]
     batches = x.split(args.batch_size)
 
-    def ours(device: str = "cpu") -> None:
+    def ours(device: str = "cpu", degrade=degrade) -> None:
         g = torch.Generator(device=device).manual_seed(0)
         for b in batches:
-            degrade(b.to(device), cfg, generator=g)
+            degrade(b.to(device), "ffhq512", generator=g)
 
     def opencv() -> None:
         rng = np.random.default_rng(0)
@@ -186,10 +208,19 @@ def main(argv: list[str] | None = None) -> None:
           f"batch {args.batch_size}, best of {args.repeats}, 1 CPU thread, {args.clock} seconds, "
           f"load average {os.getloadavg()[0]:.2f}")
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
-    rates = best_rates({"ours": ours, "opencv": opencv}, args.images, args.repeats, clock=clock)
+    runs = {"ours": ours, "opencv": opencv}
+    if args.baseline:
+        degrade_baseline = baseline_degrade(args.baseline)
+        runs["baseline"] = lambda: ours(degrade=degrade_baseline)
+        runs["baseline"]()  # warm-up
+    rates = best_rates(runs, args.images, args.repeats, clock=clock)
     rate_ours, rate_cv = rates["ours"], rates["opencv"]
     print(f"  pi2sb_lab.degrade (CPU): {rate_ours:8.2f} images/s")
     print(f"  OpenCV / GFPGAN-style  : {rate_cv:8.2f} images/s")
+    if args.baseline:
+        print(f"  baseline {args.baseline} (CPU): {rates['baseline']:8.2f} images/s")
+        print(f"  ratio baseline / OpenCV: {rates['baseline'] / rate_cv:8.2f}")
+        print(f"  ratio ours / baseline  : {rate_ours / rates['baseline']:8.2f}")
     print(f"  ratio ours / OpenCV    : {rate_ours / rate_cv:8.2f}   (load average {os.getloadavg()[0]:.2f})")
     if torch.cuda.is_available():
         name = torch.cuda.get_device_name()
