@@ -99,12 +99,14 @@ def quantize_8bit_(x: torch.Tensor) -> torch.Tensor:
 
 
 def quantize_8bit_into(out: torch.Tensor, x: torch.Tensor) -> None:
-    """Write :func:`quantize_8bit_` of ``x`` into ``out`` (same shape; ``x`` is overwritten on the way).
+    """Write :func:`quantize_8bit_` of ``x`` into ``out`` (same shape; ``x`` is overwritten on the way),
+    for ``x`` within [-1, 1] up to float rounding (e.g. a bilinear resize of 8-bit levels).
 
     The rounding pass writes ``out``, so a channels-last ``x`` reaches a contiguous ``out`` without
-    a separate layout-converting copy (the same numbers).
+    a separate layout-converting copy. No clamp pass: within 1/255 of [-1, 1] the rounding itself
+    lands on the end levels (1 + ε → 255; −1 − ε → −0 → −1), bitwise what clamping first gives.
     """
-    torch.round(x.clamp_(-1, 1).add_(1).mul_(127.5), out=out)
+    torch.round(x.add_(1).mul_(127.5), out=out)
     out.div_(127.5).sub_(1)
 
 

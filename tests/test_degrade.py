@@ -517,6 +517,11 @@ def test_banded_products_luma_and_rounding_into_a_batch_match_the_plain_ones():
     y = (torch.rand(2, 3, 32, 24, generator=g) * 2.2 - 1.1).contiguous(memory_format=torch.channels_last)
     w = torch.tensor(LUMA_WEIGHTS).view(1, 3, 1, 1)
     assert torch.equal(luma(y), (y * w).sum(dim=1, keepdim=True))
+    # rounding into a batch skips the clamp: bitwise the same for values within float rounding of
+    # [-1, 1] (what resizing 8-bit levels gives), the ends and their neighbouring floats included
+    ends = torch.tensor([-1.0, 1.0]).repeat(2 * 3 * 32 * 12)
+    y = (y.clamp(-1, 1) + ends.view(2, 3, 32, 24) * (torch.rand(2, 3, 32, 24, generator=g) < 0.2) * 3e-7)
+    assert (y.abs() > 1).any()
     out = torch.empty(2, 3, 32, 24)
-    quantize_8bit_into(out, y.clone())
+    quantize_8bit_into(out, y.clone(memory_format=torch.channels_last))
     assert torch.equal(out, quantize_8bit_(y.clone())) and out.is_contiguous()
