@@ -169,7 +169,7 @@ def blur_resize_fft(x: torch.Tensor, index: Sequence[int], kernels: torch.Tensor
     fh, fw = _fft_shape(H, W, k)
     step = _fft_chunk(x, fh, fw)
     out: list[torch.Tensor] = []
-    if step > 1:
+    if step > 1 or x.device.type != "cpu":  # (a GPU takes the whole batch in one transform)
         for start in range(0, len(index), step):
             chunk = list(index[start : start + step])
             blurred = filter2d_per_sample(x[chunk], kernels[start : start + step])
