@@ -525,3 +525,7 @@ def test_banded_products_luma_and_rounding_into_a_batch_match_the_plain_ones():
     out = torch.empty(2, 3, 32, 24)
     quantize_8bit_into(out, y.clone(memory_format=torch.channels_last))
     assert torch.equal(out, quantize_8bit_(y.clone())) and out.is_contiguous()
+    wide = torch.rand(1, 3, 100, 2048, generator=g) * 2 - 1  # rounded in bands of 16 rows
+    out = torch.empty_like(wide)
+    quantize_8bit_into(out, wide.clone(memory_format=torch.channels_last))
+    assert torch.equal(out, quantize_8bit_(wide.clone()))
