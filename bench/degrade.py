@@ -11,6 +11,16 @@ counts wall seconds (an idle machine gives the same figures both ways).
 
     python bench/degrade.py            # default run (well under two minutes)
     python bench/degrade.py --quick    # a few images, to check that it runs
+    python bench/degrade.py --baseline /tmp/old   # also time the pi2sb_lab/ of another checkout,
+                                                  # in the same interleaved passes (before/after)
+    python bench/degrade.py --outputs F.pt   # no timing: save the reference degradations to F.pt,
+                                             # or, if F.pt exists, count the values that moved
+
+The reference degradations (``--outputs``) are the 1,000 MNIST test digits (mnist32 preset,
+batches of 100, generator seed 0), 48 ffhq512 photo-like images at 512² (batches of 16) and 16
+images at 128² with ``gray_prob=0.5, gray_clean=True`` (x and y). To compare two versions, save
+with one (e.g. ``PYTHONPATH=/tmp/old python bench/degrade.py --outputs old.pt``) and compare
+with the other.
 """
 
 from __future__ import annotations
@@ -77,6 +87,57 @@ def cv_degrade(img: np.ndarray, rng: np.random.Generator, cfg) -> np.ndarray:
     return np.clip((lq * 255).round(), 0, 255) / 255
 
 
+# --------------------------------------------------------------------------- two versions
+
+
+def baseline_degrade(root: str):
+    """``degrade`` of the ``pi2sb_lab/`` package in the checkout ``root``, imported under another name
+    (``pi2sb_baseline``) next to this one, so both run in one process."""
+    import importlib
+    import importlib.util
+    import sys
+
+    init = os.path.join(root, "pi2sb_lab", "__init__.py")
+    if not os.path.isfile(init):
+        raise SystemExit(f"bench/degrade.py: error: --baseline: no pi2sb_lab/__init__.py under {root}")
+    spec = importlib.util.spec_from_file_location("pi2sb_baseline", init,
+                                                  submodule_search_locations=[os.path.dirname(init)])
+    package = importlib.util.module_from_spec(spec)
+    sys.modules["pi2sb_baseline"] = package
+    spec.loader.exec_module(package)
+    return importlib.import_module("pi2sb_baseline.degrade").degrade
+
+
+def reference_outputs() -> dict[str, torch.Tensor]:
+    """The degradations ``--outputs`` saves or compares (see the module docstring)."""
+    from pi2sb_lab.data.mnist import load_mnist
+    from pi2sb_lab.degrade import DegradationConfig
+
+    def run(x, config, batch):
+        g = torch.Generator().manual_seed(0)
+        return torch.cat([degrade(b, config, generator=g).y for b in x.split(batch)])
+
+    out = {"mnist32 test digits": run(load_mnist("test").images[:1000], "mnist32", 100),
+           "ffhq512 at 512²": run(photo_like(48, 512, seed=0), "ffhq512", 16)}
+    gray = degrade(photo_like(16, 128, seed=3), DegradationConfig(gray_prob=0.5, gray_clean=True),
+                   generator=torch.Generator().manual_seed(0))
+    out["gray 128² (x)"], out["gray 128² (y)"] = gray.x, gray.y
+    return out
+
+
+def save_or_compare(path: str) -> None:
+    outputs = reference_outputs()
+    if not os.path.exists(path):
+        torch.save(outputs, path)
+        print(f"saved {', '.join(outputs)} to {path}")
+        return
+    saved = torch.load(path)
+    for name, new in outputs.items():
+        moved = (new != saved[name])
+        levels = (new - saved[name]).abs().max().item() * 127.5  # [-1, 1] → 0–255 levels
+        print(f"  {name}: {int(moved.sum()):,} of {new.numel():,} values moved, largest change {levels:.2f} levels")
+
+
 # --------------------------------------------------------------------------- timing
 
 
@@ -110,7 +171,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                         help="CPU pipelines timed in CPU seconds (default) or wall seconds")
     parser.add_argument("--quick", action="store_true", help="tiny run: 4 images, batch 2, one pass")
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="also time pi2sb_lab.degrade of the checkout DIR, interleaved in the same passes")
+    parser.add_argument("--outputs", metavar="PATH",
+                        help="no timing: save the reference degradations to PATH, or compare with it if it exists")
     args = parser.parse_args(argv)
+    if args.outputs:
+        torch.set_num_threads(1)
+        save_or_compare(args.outputs)
+        return
     if args.quick:
         args.images, args.batch_size, args.repeats, args.gpu_images, args.gpu_batch_size = 4, 2, 1, 8, 4
 
@@ -122,10 +191,10 @@ def main(argv: list[str] | None = None) -> None:
     x_cv = [np.ascontiguousarray(((im.permute(1, 2, 0).numpy() + 1) / 2)[:, :, ::-1]) for im in x]
     batches = x.split(args.batch_size)
 
-    def ours(device: str = "cpu") -> None:
+    def ours(device: str = "cpu", degrade=degrade) -> None:
         g = torch.Generator(device=device).manual_seed(0)
         for b in batches:
-            degrade(b.to(device), cfg, generator=g)
+            degrade(b.to(device), "ffhq512", generator=g)
 
     def opencv() -> None:
         rng = np.random.default_rng(0)
@@ -139,10 +208,19 @@ def main(argv: list[str] | None = None) -> None:
           f"batch {args.batch_size}, best of {args.repeats}, 1 CPU thread, {args.clock} seconds, "
           f"load average {os.getloadavg()[0]:.2f}")
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
-    rates = best_rates({"ours": ours, "opencv": opencv}, args.images, args.repeats, clock=clock)
+    runs = {"ours": ours, "opencv": opencv}
+    if args.baseline:
+        degrade_baseline = baseline_degrade(args.baseline)
+        runs["baseline"] = lambda: ours(degrade=degrade_baseline)
+        runs["baseline"]()  # warm-up
+    rates = best_rates(runs, args.images, args.repeats, clock=clock)
     rate_ours, rate_cv = rates["ours"], rates["opencv"]
     print(f"  pi2sb_lab.degrade (CPU): {rate_ours:8.2f} images/s")
     print(f"  OpenCV / GFPGAN-style  : {rate_cv:8.2f} images/s")
+    if args.baseline:
+        print(f"  baseline {args.baseline} (CPU): {rates['baseline']:8.2f} images/s")
+        print(f"  ratio baseline / OpenCV: {rates['baseline'] / rate_cv:8.2f}")
+        print(f"  ratio ours / baseline  : {rate_ours / rates['baseline']:8.2f}")
     print(f"  ratio ours / OpenCV    : {rate_ours / rate_cv:8.2f}   (load average {os.getloadavg()[0]:.2f})")
     if torch.cuda.is_available():
         name = torch.cuda.get_device_name()

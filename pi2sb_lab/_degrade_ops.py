@@ -1,9 +1,10 @@
 """Low-level image operations behind :mod:`pi2sb_lab.degrade` (private; import from there).
 
 Everything takes and returns float tensors in [-1, 1], NCHW, and runs on the
-tensor's own device, except the JPEG codec (libjpeg on the CPU, nvjpeg on CUDA).
-(Slightly longer than ~350 lines: blur, resampling, colour, both JPEG codecs and
-the free-form masks are the one toolbox eq. 19 and I2SB's operators share.)
+tensor's own device, except the JPEG codec (libjpeg on the CPU, nvjpeg on CUDA):
+input checks, colour, 8-bit rounding, both JPEG codecs and the free-form masks. Blur and
+resampling live in ``_blur.py`` (re-exported here, the one toolbox eq. 19 and I2SB's
+operators share).
 """
 
 from __future__ import annotations
@@ -14,7 +15,16 @@ import warnings
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
+
+from ._blur import (  # noqa: F401  (blur and resampling live there; these names stay importable from here)
+    blur_resize_isotropic,
+    blur_resize_matrix,
+    filter2d_per_sample,
+    filter2d_separable,
+    gaussian_kernels,
+    pad_reflect,
+    resize_bilinear,
+)
 
 # Luma weights of ITU-R BT.601, the ones cv2.COLOR_BGR2GRAY uses (GFPGAN's gray step).
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
@@ -48,188 +58,36 @@ def compute_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
-# --------------------------------------------------------------------------- blur
-
-
-def gaussian_kernels(
-    kernel_size: int,
-    sigma_x: torch.Tensor,
-    sigma_y: torch.Tensor,
-    theta: torch.Tensor,
-    *,
-    dtype: torch.dtype = torch.float32,
-) -> torch.Tensor:
-    """Normalized bivariate Gaussian kernels k_σ of P-I2SB eq. 19, one per sample.
-
-    ``sigma_x``, ``sigma_y``, ``theta``: shape (B,); the kernel's axes have standard
-    deviations ``sigma_x`` (along the direction at angle ``theta``, radians,
-    turning from the column axis towards the row axis) and ``sigma_y`` (across it), in
-    pixels. Isotropic when ``sigma_x == sigma_y``. Returns (B, k, k), each summing
-    to 1, on the device of ``sigma_x``. Entry ``[b, i, j]`` sits at row offset
-    ``i - k//2`` and column offset ``j - k//2`` from the centre.
-    """
-    if kernel_size < 1 or kernel_size % 2 == 0:
-        raise ValueError(f"kernel_size must be a positive odd integer; got {kernel_size}")
-    sx, sy, th = (torch.as_tensor(v).to(dtype).reshape(-1, 1, 1) for v in (sigma_x, sigma_y, theta))
-    half = kernel_size // 2
-    offsets = torch.arange(-half, half + 1, dtype=dtype, device=sx.device)
-    rows, cols = offsets[:, None], offsets[None, :]
-    # Coordinates in the kernel's own (rotated) frame: u along theta, v across it.
-    u = cols * torch.cos(th) + rows * torch.sin(th)
-    v = -cols * torch.sin(th) + rows * torch.cos(th)
-    log_k = -0.5 * ((u / sx) ** 2 + (v / sy) ** 2)
-    # Subtracting the max (0, at the centre) is free and keeps σ = 0.1 from underflowing to 0/0.
-    k = torch.exp(log_k - log_k.amax(dim=(-2, -1), keepdim=True))
-    return k / k.sum(dim=(-2, -1), keepdim=True)
-
-
-def pad_reflect(x: torch.Tensor, pad_h: int, pad_w: int | None = None) -> torch.Tensor:
-    """Mirror padding (cv2's default BORDER_REFLECT_101) of the last two dims; edge replication
-    along a dim too short to mirror (pad ≥ its size)."""
-    pad_w = pad_h if pad_w is None else pad_w
-    if 0 < pad_h < x.shape[-2] and 0 < pad_w < x.shape[-1]:
-        return F.pad(x, (pad_w, pad_w, pad_h, pad_h), mode="reflect")  # the same values in one pass, not two
-    if pad_w:
-        x = F.pad(x, (pad_w, pad_w, 0, 0), mode="reflect" if pad_w < x.shape[-1] else "replicate")
-    if pad_h:
-        x = F.pad(x, (0, 0, pad_h, pad_h), mode="reflect" if pad_h < x.shape[-2] else "replicate")
-    return x
-
-
-def _smooth_size(n: int) -> int:
-    """Smallest m ≥ n with no prime factor above 5: pocketfft/cuFFT are several times faster there."""
-    m = n
-    while True:
-        r = m
-        for p in (2, 3, 5):
-            while r % p == 0:
-                r //= p
-        if r == 1:
-            return m
-        m += 1
-
-
-def filter2d_per_sample(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
-    """Convolve sample b of ``x`` (B, C, H, W) with ``kernels[b]`` (B, k, k), mirror-padded; same shape out.
-
-    Done in the Fourier domain: a 41×41 kernel at 512² costs 1,681 multiply-adds
-    per pixel directly but ~100 through the FFT, and on a GPU the per-sample kernels
-    batch into one call. The image is mirror-padded by k//2 first, so the circular wrap
-    of the FFT only touches the padding, never the H×W output.
-    """
-    B, C, H, W = x.shape
-    k = kernels.shape[-1]
-    p = k // 2
-    fh, fw = _smooth_size(H + 2 * p), _smooth_size(W + 2 * p)
-    # On a CPU in chunks whose spectrum stays in cache (~4 MB: one 512² colour image, hundreds of
-    # digits); at 512², 8 samples in one call cost 3× as much per sample. A GPU wants the whole batch.
-    spectrum_bytes = C * fh * (fw // 2 + 1) * 2 * x.element_size()
-    step = max(1, (4 << 20) // spectrum_bytes) if x.device.type == "cpu" else B
-    # On a CPU, colour images come out channels-last, the layout resize_bilinear wants there: the crop
-    # below then writes that layout directly, sparing the resize a conversion pass (the same numbers).
-    out = torch.empty_like(x, memory_format=torch.channels_last if _cpu_colour(x) else torch.preserve_format)
-    for start in range(0, B, step):
-        rows = slice(start, start + step)
-        # The FFT product is the linear convolution as long as fh, fw ≥ H + 2p; with the kernel
-        # at [0, k) instead of centred, pixel (i, j) of the input lands at (i + 2p, j + 2p).
-        spectrum = torch.fft.rfft2(pad_reflect(x[rows], p), s=(fh, fw))
-        spectrum *= torch.fft.rfft2(kernels[rows].to(x.dtype), s=(fh, fw))[:, None]
-        out[rows] = torch.fft.irfft2(spectrum, s=(fh, fw))[..., 2 * p : 2 * p + H, 2 * p : 2 * p + W]
-    return out
-
-
-def blur_resize_matrix(n_in: int, n_out: int, taps: torch.Tensor) -> torch.Tensor:
-    """(n_out, n_in) matrix of a 1-D blur by ``taps`` (odd length, mirrored borders as
-    :func:`pad_reflect`) followed by :func:`resize_bilinear`'s resampling to ``n_out``.
-
-    Bilinear output i reads the source at s = (i + ½)·n_in/n_out − ½ (clamped at 0),
-    mixing rows ⌊s⌋ and ⌊s⌋ + 1, so its row is a mix of two rows of the blur matrix.
-    """
-    dtype, device = taps.dtype, taps.device
-    p = taps.numel() // 2
-    src = ((torch.arange(n_out, dtype=dtype, device=device) + 0.5) * (n_in / n_out) - 0.5).clamp(min=0)
-    i0 = src.floor().long().clamp(max=n_in - 1)
-    i1 = (i0 + 1).clamp(max=n_in - 1)
-    w1 = (src - i0).unsqueeze(1)
-
-    def blur_rows(centres: torch.Tensor) -> torch.Tensor:
-        cols = centres[:, None] + torch.arange(-p, p + 1, device=device)[None, :]
-        if p < n_in:  # mirror without repeating the edge (BORDER_REFLECT_101)
-            cols = torch.where(cols < 0, -cols, cols)
-            cols = torch.where(cols >= n_in, 2 * (n_in - 1) - cols, cols)
-        else:  # too small to mirror: replicate, as pad_reflect falls back to
-            cols = cols.clamp(0, n_in - 1)
-        rows = torch.arange(centres.numel(), device=device)[:, None].expand_as(cols)
-        m = torch.zeros(centres.numel(), n_in, dtype=dtype, device=device)
-        return m.index_put_((rows, cols), taps.expand_as(cols), accumulate=True)
-
-    return (1 - w1) * blur_rows(i0) + w1 * blur_rows(i1)
-
-
-def blur_resize_isotropic(x: torch.Tensor, sigma: float, kernel_size: int, size: tuple[int, int]) -> torch.Tensor:
-    """Isotropic Gaussian blur then bilinear resize to ``size``, as two small matrix products.
-
-    Equals ``resize_bilinear(filter2d_per_sample(x, iso kernel), size)`` (the kernel is
-    separable), for a fraction of the cost: at r = 4 one 512² image needs ~0.1 GFLOP
-    here against several for the FFT route. ``x``: (1, C, H, W) → (1, C, *size).
-    """
-    H, W = x.shape[-2:]
-    # Built on the CPU in float64: small, and free of the CUDA scatter-add's run-to-run jitter.
-    offsets = torch.arange(kernel_size, dtype=torch.float64) - kernel_size // 2
-    taps = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    taps = taps / taps.sum()
-    rows = blur_resize_matrix(H, size[0], taps).to(x.device, x.dtype)  # (h, H)
-    cols = blur_resize_matrix(W, size[1], taps).to(x.device, x.dtype)  # (w, W)
-    return rows @ x @ cols.T
-
-
-def filter2d_separable(x: torch.Tensor, kernel_1d: torch.Tensor) -> torch.Tensor:
-    """Same-size filtering by ``kernel_1d`` (odd length) along rows then columns, mirror-padded."""
-    C = x.shape[1]
-    k = kernel_1d.numel()
-    w = kernel_1d.to(dtype=x.dtype, device=x.device)
-    x = F.conv2d(pad_reflect(x, 0, k // 2), w.view(1, 1, 1, k).expand(C, 1, 1, k), groups=C)
-    return F.conv2d(pad_reflect(x, k // 2, 0), w.view(1, 1, k, 1).expand(C, 1, k, 1), groups=C)
-
-
 # --------------------------------------------------------------------------- resize, colour, codec
-
-
-def _cpu_colour(x: torch.Tensor) -> bool:
-    return x.device.type == "cpu" and x.shape[1] > 1
-
-
-def resize_bilinear(x: torch.Tensor, size: tuple[int, int], *, channels_last: bool = False) -> torch.Tensor:
-    """cv2.INTER_LINEAR's resampling (half-pixel centres, no antialiasing, as GFPGAN's pipeline uses).
-
-    ``channels_last``: a CPU colour result may stay in channels-last layout (the same values; for a
-    caller that copies it on anyway, which then converts the layout in its copy)."""
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    if _cpu_colour(x):
-        # torch's CPU kernel vectorizes over the channels only in channels-last layout: the same
-        # numbers, 3-4× faster for a 512² colour image, conversions included.
-        x = x.contiguous(memory_format=torch.channels_last)
-        out = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=False)
-        return out if channels_last else out.contiguous()
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=False)
 
 
 def to_gray(x: torch.Tensor) -> torch.Tensor:
     """BT.601 luma copied to all three channels (a no-op for 1-channel images); same shape."""
     if x.shape[1] == 1:
         return x
+    return luma(x).expand_as(x).contiguous()
+
+
+def luma(x: torch.Tensor) -> torch.Tensor:
+    """BT.601 luma of (B, 3, H, W) colour images: (B, 1, H, W).
+
+    The weighted channels summed in order, (r + g) + b: bitwise what ``(x * w).sum(dim=1)`` gives,
+    without its strided reduction (slow on a channels-last image) and its 3-channel temporary.
+    """
     w = torch.tensor(LUMA_WEIGHTS, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x * w).sum(dim=1, keepdim=True).expand_as(x).contiguous()
+    out = x[:, 0:1] * w[:, 0:1]
+    out += x[:, 1:2] * w[:, 1:2]
+    out += x[:, 2:3] * w[:, 2:3]
+    return out
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """[-1, 1] float → [0, 255] uint8, rounded to nearest (what saving an 8-bit file does)."""
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.clamp(-1, 1).add_(1).mul_(127.5).round_().to(torch.uint8)  # in place on clamp's copy: one temporary
 
 
 def from_uint8(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    return x.to(dtype) / 127.5 - 1
+    return x.to(dtype).div_(127.5).sub_(1)
 
 
 def quantize_8bit_(x: torch.Tensor) -> torch.Tensor:
@@ -238,6 +96,22 @@ def quantize_8bit_(x: torch.Tensor) -> torch.Tensor:
     In place because at 512² a batch is tens of MB and each temporary costs as much as the arithmetic.
     """
     return x.clamp_(-1, 1).add_(1).mul_(127.5).round_().div_(127.5).sub_(1)
+
+
+def quantize_8bit_into(out: torch.Tensor, x: torch.Tensor) -> None:
+    """Write :func:`quantize_8bit_` of ``x`` into ``out`` (same shape; ``x`` is overwritten on the way),
+    for ``x`` within [-1, 1] up to float rounding (e.g. a bilinear resize of 8-bit levels).
+
+    The rounding pass writes ``out``, so a channels-last ``x`` reaches a contiguous ``out`` without
+    a separate layout-converting copy. No clamp pass: within 1/255 of [-1, 1] the rounding itself
+    lands on the end levels (1 + ε → 255; −1 − ε → −0 → −1), bitwise what clamping first gives.
+    """
+    # In bands of rows of ~384 kB: the five passes then stay in cache (~25 % faster at 512², same numbers)
+    rows = max(1, (384 << 10) // max(1, x[..., :1, :].numel() * x.element_size()))
+    for i in range(0, x.shape[-2], rows):
+        band = out[..., i : i + rows, :]
+        torch.round(x[..., i : i + rows, :].add_(1).mul_(127.5), out=band)
+        band.div_(127.5).sub_(1)
 
 
 def jpeg_roundtrip(x: torch.Tensor, quality: int | Sequence[int] | torch.Tensor) -> torch.Tensor:

@@ -30,17 +30,16 @@ from typing import Callable, Iterator
 
 import torch
 
+from ._blur import blur_resize_fft, blur_resize_isotropic, gaussian_kernels, resize_bilinear
 from ._checks import check_generator, check_int, check_real
 from ._degrade_ops import (
-    blur_resize_isotropic,
     check_image,
     compute_dtype,
-    filter2d_per_sample,
-    gaussian_kernels,
     jpeg_roundtrip,
     jpeg_roundtrip_many,
+    luma,
     quantize_8bit_,
-    resize_bilinear,
+    quantize_8bit_into,
     to_gray,
 )
 
@@ -323,32 +322,37 @@ def degrade(
     # cheaper at r ≥ 2, but dearer than the FFT near r = 1 (Table 4's r starts at 0.8).
     is_aniso = params.aniso.tolist()
     by_fft = [b for b in range(B) if is_aniso[b] or 2 * sizes[b][0] * sizes[b][1] > H * W]
-    blurred: dict[int, torch.Tensor] = {}
+    by_fft_small: dict[int, torch.Tensor] = {}
     if by_fft:
         sub = params.to(x.device)
         iso = ~sub.aniso[by_fft]
         major = sub.sigma_major[by_fft]
         kernels = gaussian_kernels(config.kernel_size, major, torch.where(iso, major, sub.sigma_minor[by_fft]),
                                    torch.where(iso, 0.0, sub.theta[by_fft]), dtype=work)
-        blurred = dict(zip(by_fft, filter2d_per_sample(source[by_fft], kernels)))
+        by_fft_small = dict(zip(by_fft, blur_resize_fft(source, by_fft, kernels, [sizes[b] for b in by_fft])))
     gen_device = generator.device if generator is not None else x.device
     smalls = []
     for b in range(B):  # each sample has its own low-res size, so this part loops
         size = sizes[b]
-        if b in blurred:
-            small = resize_bilinear(blurred[b][None], size)
+        if b in by_fft_small:
+            small = by_fft_small.pop(b)
         else:
             small = blur_resize_isotropic(source[b : b + 1], sigmas[b], config.kernel_size, size)
         std = 2.0 * noises[b] / 255.0  # δ/255 of the [0, 1] range is 2δ/255 of [-1, 1]
-        noise = torch.randn(small.shape, generator=generator, device=gen_device, dtype=work)
-        smalls.append((small + std * noise.to(x.device)).clamp(-1, 1))
+        noise = torch.randn(small.shape, generator=generator, device=gen_device, dtype=work).to(x.device)
+        # In place on the fresh noise: the same numbers as (small + std * noise).clamp(-1, 1)
+        # (IEEE addition commutes), without the two temporaries.
+        smalls.append(noise.mul_(std).add_(small).clamp_(-1, 1))
     # JPEG for the whole batch at once: on a GPU one batched nvjpeg call per quality (jpeg_codec="auto").
     smalls = jpeg_roundtrip_many(smalls, params.jpeg_quality.tolist(), codec=jpeg_codec)
     out = torch.empty_like(source)
     gray = params.gray.tolist()
     for b, small in enumerate(smalls):  # resize back, gray, round: per sample, in cache (the same arithmetic)
-        y = resize_bilinear(small, (H, W), channels_last=True)  # the copy into the batch converts the layout
-        out[b : b + 1] = quantize_8bit_(to_gray(y) if gray[b] else y)
+        y = resize_bilinear(small, (H, W), channels_last=True)  # the rounding into the batch converts the layout
+        if gray[b] and C == 3:  # round the one luma plane, then copy it to the three channels
+            out[b : b + 1] = quantize_8bit_(luma(y))
+        else:
+            quantize_8bit_into(out[b : b + 1], y)
     if config.gray_clean and any(gray):
         clean = _where_flagged(params.gray, to_gray, clean)
     return Degraded(x=clean, y=out.to(x.dtype), params=params)

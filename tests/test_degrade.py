@@ -445,3 +445,87 @@ def test_cuda_codec_is_close_to_libjpeg():
           for c in ("cuda", "cpu")]
     diff = (ys[0] - ys[1]).abs() * 127.5  # nvjpeg and libjpeg round DCT coefficients differently
     assert diff.mean() < 1.0, f"mean difference {diff.mean().item():.3f} levels of 255"
+
+
+# --------------------------------------------------------------------------- CPU fast paths (bench/degrade.py)
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_blur_resize_fft_is_bitwise_blur_then_resize_on_both_routes(monkeypatch, channels):
+    """Batched chunks (small images) and the one-sample route (512² on a CPU: a reused padded buffer,
+    the last inverse pass only for the rows the resize reads) give exactly what blurring the whole
+    image (in the same chunks) and resizing it gives: r ≈ 5 and 2 (rows pruned), r = 1 (the resize
+    returns its input), r < 1 (enlarging), unequal axes."""
+    from pi2sb_lab import _blur as ops
+
+    x = smooth_images(5, channels, 64, 48)
+    s = torch.tensor([4.0, 0.3, 9.0, 2.0, 6.0])
+    kernels = gaussian_kernels(41, s, s / 2, torch.tensor([0.3, 0.0, 2.0, 1.0, 2.9]))
+    index, sizes = [4, 0, 2, 1, 3], [(12, 9), (64, 48), (80, 60), (25, 40), (32, 24)]
+    # (MKL rounds a one-channel transform of 5 samples at once slightly differently from 5 single ones)
+    whole = ops.filter2d_per_sample(x[index], kernels)
+    one_by_one = [ops.filter2d_per_sample(x[[i]], kernels[[j]])[0] for j, i in enumerate(index)]
+    batched = ops.blur_resize_fft(x, index, kernels, sizes)
+    monkeypatch.setattr(ops, "FFT_CHUNK_BYTES", 1)  # as at 512²: one sample per transform
+    single = ops.blur_resize_fft(x, index, kernels, sizes)
+    for j, size in enumerate(sizes):
+        assert batched[j].shape == single[j].shape == (1, channels, *size)
+        assert torch.equal(batched[j], ops.resize_bilinear(whole[j][None], size))
+        assert torch.equal(single[j], ops.resize_bilinear(one_by_one[j][None], size))
+    assert single[1].data_ptr() != ops.blur_resize_fft(x, [0], kernels[1:2], [(64, 48)])[0].data_ptr()
+
+
+@pytest.mark.parametrize("n_in, n_out", [(512, 64), (512, 200), (512, 73), (64, 25), (48, 12), (10, 3)])
+def test_bilinear_source_rows_are_every_row_the_resize_reads(n_in, n_out):
+    from pi2sb_lab._blur import bilinear_source_rows, resize_bilinear
+
+    rows = bilinear_source_rows(n_in, n_out)
+    assert rows is not None and rows.numel() < n_in
+    x = smooth_images(1, 3, n_in, 8)
+    poisoned = torch.full_like(x, float("nan"))  # a row read even with weight 0 would spread NaN
+    poisoned[:, :, rows] = x[:, :, rows]
+    assert torch.equal(resize_bilinear(poisoned, (n_out, 8)), resize_bilinear(x, (n_out, 8)))
+    # r = 1, enlarging, and r = 1.5 (rows ⌊1.5i + ¼⌋ and the next cover them all) read every row
+    assert bilinear_source_rows(n_in, n_in) is None and bilinear_source_rows(n_in, 2 * n_in) is None
+    assert bilinear_source_rows(512, 341) is None
+
+
+@pytest.mark.parametrize("shape, p", [((3, 64, 48), 20), ((1, 30, 30), 5), ((3, 16, 24), 20), ((3, 5, 7), 3)])
+def test_mirror_padding_into_a_buffer_equals_pad_reflect(shape, p):
+    from pi2sb_lab._blur import _pad_reflect_into, pad_reflect
+
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(1))
+    C, H, W = shape
+    buffer = torch.full((C, H + 2 * p + 4, W + 2 * p + 3), 7.0)
+    _pad_reflect_into(buffer, x, p)
+    assert torch.equal(buffer[:, : H + 2 * p, : W + 2 * p], pad_reflect(x[None], p)[0])
+    assert (buffer[:, H + 2 * p :] == 7).all() and (buffer[:, :, W + 2 * p :] == 7).all()  # margin untouched
+
+
+def test_banded_products_luma_and_rounding_into_a_batch_match_the_plain_ones():
+    from pi2sb_lab._blur import _banded_matmul, blur_resize_matrix
+    from pi2sb_lab._degrade_ops import LUMA_WEIGHTS, luma, quantize_8bit_, quantize_8bit_into
+
+    g = torch.Generator().manual_seed(2)
+    taps = torch.exp(-0.5 * (torch.arange(-20, 21, dtype=torch.float64) / 3.0) ** 2)
+    for n_in, n_out in ((512, 341), (512, 100), (64, 50), (40, 50)):
+        m = blur_resize_matrix(n_in, n_out, taps / taps.sum()).float()
+        x = torch.rand(1, 3, n_in, 16, generator=g) * 2 - 1
+        assert m.count_nonzero() < m.numel() / 2 or n_in < 100  # a band, not a dense matrix
+        # the same sums in another order: equal up to float32 rounding
+        torch.testing.assert_close(_banded_matmul(m, x), m @ x, rtol=0, atol=1e-6)
+    y = (torch.rand(2, 3, 32, 24, generator=g) * 2.2 - 1.1).contiguous(memory_format=torch.channels_last)
+    w = torch.tensor(LUMA_WEIGHTS).view(1, 3, 1, 1)
+    assert torch.equal(luma(y), (y * w).sum(dim=1, keepdim=True))
+    # rounding into a batch skips the clamp: bitwise the same for values within float rounding of
+    # [-1, 1] (what resizing 8-bit levels gives), the ends and their neighbouring floats included
+    ends = torch.tensor([-1.0, 1.0]).repeat(2 * 3 * 32 * 12)
+    y = (y.clamp(-1, 1) + ends.view(2, 3, 32, 24) * (torch.rand(2, 3, 32, 24, generator=g) < 0.2) * 3e-7)
+    assert (y.abs() > 1).any()
+    out = torch.empty(2, 3, 32, 24)
+    quantize_8bit_into(out, y.clone(memory_format=torch.channels_last))
+    assert torch.equal(out, quantize_8bit_(y.clone())) and out.is_contiguous()
+    wide = torch.rand(1, 3, 100, 2048, generator=g) * 2 - 1  # rounded in bands of 16 rows
+    out = torch.empty_like(wide)
+    quantize_8bit_into(out, wide.clone(memory_format=torch.channels_last))
+    assert torch.equal(out, quantize_8bit_(wide.clone()))
