@@ -131,3 +131,20 @@ class TrainSettings:
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(TrainSettings))
+
+
+class StudyTraining:
+    """What a study's config adds to be trained by the loop: :meth:`train_settings`, its
+    ``batch_size``, ``lr``, ``lr_warmup_steps`` and ``ema_decay`` (and its length, the field named by
+    ``steps_field``) as the loop's one record. The studies' configs (``MNISTConfig``,
+    ``BaselineConfig``, ``EditConfig``) inherit it, so the mapping is written once."""
+
+    steps_field = "steps"  # a class attribute, not a dataclass field: which field is the run's length
+
+    def train_settings(self, **runtime) -> TrainSettings:
+        """The training loop's settings from this config (``steps_field`` steps × ``batch_size`` at ``lr``,
+        warm-up, EMA); ``runtime``: what a run adds (seed, device, run_dir, …) or replaces."""
+        return TrainSettings(**{"total_steps": getattr(self, self.steps_field), "batch_size": self.batch_size,
+                                "lr": self.lr, "lr_warmup_steps": self.lr_warmup_steps,
+                                "ema_decay": self.ema_decay, **runtime})
+

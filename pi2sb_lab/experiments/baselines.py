@@ -42,7 +42,8 @@ from ..operators import I2SB_OPERATORS, get_operator
 from ..recipe import Recipe, make_recipe
 from ..schedule import GRIDS, SymmetricSchedule
 from .._checks import check_real
-from ..train import TrainSettings, training_loop
+from ..train import training_loop
+from ..train_settings import StudyTraining
 from .cells import CpuClock, check_seeds, run_cells
 from .mnist import CLASSIFIER_SEED, TEST_DEGRADATION_SEED, TestSet
 from .mnist_eval import ImageMetrics, evaluate_restored
@@ -89,7 +90,7 @@ def check_models(names: Sequence[str]) -> list[str]:
 
 
 @dataclasses.dataclass(frozen=True)
-class BaselineConfig:
+class BaselineConfig(StudyTraining):
     """Settings shared by every cell. Training: ``steps`` × ``batch_size``, AdamW at ``lr`` with
     ``lr_warmup_steps``, EMA ``ema_decay``; the bridge's symmetric schedule (``beta_min``, ``beta_max``) and the
     VP schedule (``vp_beta_min``, ``vp_beta_max``); sampling on ``grid``; Palette's ``clip_x0``.
@@ -128,11 +129,6 @@ class BaselineConfig:
         check_real("clip_x0", self.clip_x0, low=0, low_open=True)
         self.train_settings()  # lr, lr_warmup_steps, ema_decay: checked where the loop's settings are
 
-    def train_settings(self, **runtime) -> TrainSettings:
-        """The training loop's settings from this config (steps × ``batch_size`` at ``lr``, warm-up, EMA);
-        ``runtime``: what a run adds (seed, device, run_dir, …) or replaces."""
-        return TrainSettings(**{"total_steps": self.steps, "batch_size": self.batch_size, "lr": self.lr,
-                                "lr_warmup_steps": self.lr_warmup_steps, "ema_decay": self.ema_decay, **runtime})
 
     def bridge_schedule(self) -> SymmetricSchedule:
         return SymmetricSchedule(self.beta_min, self.beta_max)

@@ -32,7 +32,8 @@ from ..metrics import classifier_accuracy, classifier_frechet_distance, psnr
 from ..nets import seeded
 from ..nets.classifier import DigitClassifier, train_digit_classifier
 from ..nets.unet import CONFIGS, UNet
-from ..train import TrainSettings, training_loop
+from ..train import training_loop
+from ..train_settings import StudyTraining
 from .cells import CpuClock, check_seeds, mean_std, run_cells
 from .corruptions import SEVERITIES, check_corruptions, corrupt
 from .mnist import CLASSIFIER_SEED, TEST_DEGRADATION_SEED
@@ -46,7 +47,7 @@ ODEDIT_KS = (0, 5, 20)
 
 
 @dataclasses.dataclass(frozen=True)
-class EditConfig:
+class EditConfig(StudyTraining):
     """Prior: ``prior_steps`` × ``batch_size`` (AdamW ``lr``, warm-up, EMA ``ema_decay``) with ``prediction``
     ("v": see ``diffusion.objective``; "eps": ODEdit's) on the VP schedule. SDEdit: ``sdedit_nfe`` steps for
     t0 = 1, proportionally fewer below. ODEdit: ``odedit_nfe`` uniform DDIM steps up to ``odedit_t_end``,
@@ -58,6 +59,8 @@ class EditConfig:
     ≈ 2–7e-3. With 20 uniform steps here σ_1 ≈ 0.17, α_top ≈ 5.8 ε; ε = 3e-4 and K ∈ {5, 20} give
     K·α_top ≈ 9e-3 and 0.035: the paper's regime at K = 5, then 5× it (fewer, larger steps of the same
     Langevin time cost 20× less). T = 1/3 as in the paper."""
+
+    steps_field = "prior_steps"  # the VP prior is what this study trains
 
     net: str = "mnist-fast"
     prior_steps: int = 1000
@@ -94,11 +97,6 @@ class EditConfig:
                              f"{self.odedit_t_end}, {self.step_size}, {self.temperature}")
         self.train_settings()  # lr, lr_warmup_steps, ema_decay: checked where the loop's settings are
 
-    def train_settings(self, **runtime) -> TrainSettings:
-        """The training loop's settings from this config (prior_steps × ``batch_size`` at ``lr``, warm-up, EMA);
-        ``runtime``: what a run adds (seed, device, run_dir, …) or replaces."""
-        return TrainSettings(**{"total_steps": self.prior_steps, "batch_size": self.batch_size, "lr": self.lr,
-                                "lr_warmup_steps": self.lr_warmup_steps, "ema_decay": self.ema_decay, **runtime})
 
     def schedule(self) -> VPSchedule:
         return VPSchedule(self.vp_beta_min, self.vp_beta_max)

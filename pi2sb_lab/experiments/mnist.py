@@ -68,7 +68,8 @@ from ..nets.unet import CONFIGS
 from ..parameterization import Parameterization
 from ..recipe import Recipe, make_recipe
 from ..schedule import GRIDS, SymmetricSchedule
-from ..train import TrainSettings, training_loop
+from ..train import training_loop
+from ..train_settings import StudyTraining
 
 __all__ = [
     "Variant", "VARIANTS", "TABLE3", "FIG3B", "check_variants", "MNISTConfig", "TEST_DEGRADATION_SEED",
@@ -133,7 +134,7 @@ def check_variants(names: Sequence[str]) -> list[str]:
 
 
 @dataclasses.dataclass(frozen=True)
-class MNISTConfig:
+class MNISTConfig(StudyTraining):
     """Every setting of the experiment, the same for all variants. Defaults: ``make demo``'s.
 
     Bridge: ``net`` (a ``UNet`` config name), ``steps`` × ``batch_size`` with AdamW
@@ -194,11 +195,6 @@ class MNISTConfig:
             raise parameter_error(ValueError, "grid", f"must be one of {list(GRIDS)}; got {self.grid!r}")
         self.train_settings()  # lr, lr_warmup_steps, ema_decay: checked where the loop's settings are
 
-    def train_settings(self, **runtime) -> TrainSettings:
-        """The training loop's settings from this config (steps × ``batch_size`` at ``lr``, warm-up, EMA);
-        ``runtime``: what a run adds (seed, device, run_dir, …) or replaces."""
-        return TrainSettings(**{"total_steps": self.steps, "batch_size": self.batch_size, "lr": self.lr,
-                                "lr_warmup_steps": self.lr_warmup_steps, "ema_decay": self.ema_decay, **runtime})
 
     def schedule(self) -> SymmetricSchedule:
         return SymmetricSchedule(self.beta_min, self.beta_max)
