@@ -17,12 +17,7 @@ import time
 
 import torch
 
-from pi2sb_lab.conditioning import get_conditioning
-from pi2sb_lab.hashing import get_strategy
-from pi2sb_lab.nets.unet import UNet
-from pi2sb_lab.parameterization import as_parameterization
-from pi2sb_lab.pipeline import restore
-from pi2sb_lab.schedule import SymmetricSchedule
+from pi2sb_lab.recipe import make_recipe
 
 
 def main() -> None:
@@ -43,11 +38,8 @@ def main() -> None:
         args.nfe = [1, 10, 100] if device.type == "cuda" else [1, 10]
     if device.type == "cpu":
         torch.set_num_threads(1)
-    strategy, conditioning, schedule = get_strategy("cat"), get_conditioning("lq+da"), SymmetricSchedule()
-    torch.manual_seed(0)
-    net = UNet.from_config(args.net, in_channels=6, out_channels=6, image_size=args.size,
-                           **conditioning.unet_kwargs(3))
-    model = as_parameterization(net, schedule).to(device).eval()
+    recipe = make_recipe(strategy="cat", conditioning="lq+da", net=args.net, channels=3, image_size=args.size)
+    model = recipe.network(seed=0).to(device).eval()
     g = torch.Generator().manual_seed(0)
     y = (torch.rand(args.batch_size, 3, args.size, args.size, generator=g) * 2 - 1).to(device)
     degradation = torch.rand(args.batch_size, 9, generator=g).to(device)
@@ -57,8 +49,7 @@ def main() -> None:
         sync()
         start = time.perf_counter()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16 and device.type == "cuda"):
-            restore(model, y, schedule, strategy, nfe=nfe, conditioning=conditioning, degradation=degradation,
-                    seed=0, clamp=(-1, 1))
+            recipe.restore(model, y, nfe=nfe, degradation=degradation, seed=0, clamp=(-1, 1))
         sync()
         return time.perf_counter() - start
 

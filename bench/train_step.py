@@ -21,13 +21,10 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from pi2sb_lab.conditioning import get_conditioning
 from pi2sb_lab.data.images import to_float
 from pi2sb_lab.degrade import degrade
-from pi2sb_lab.hashing import get_strategy
-from pi2sb_lab.nets.unet import UNet
 from pi2sb_lab.objective import BridgeObjective
-from pi2sb_lab.schedule import SymmetricSchedule
+from pi2sb_lab.recipe import make_recipe
 
 # Dense bf16 peak, TFLOP/s, by a substring of torch.cuda.get_device_name() (vendor datasheets, no sparsity).
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100 SXM": 989.0, "H100 80GB HBM3": 989.0, "H100 PCIe": 756.0, "H100": 756.0,
@@ -59,20 +56,19 @@ def main() -> None:
     if device.type == "cpu":
         torch.set_num_threads(1)
     bf16 = device.type == "cuda" and not args.no_bf16
-    strategy, conditioning = get_strategy("cat"), get_conditioning("lq+da")
-    unet_kwargs = dict(in_channels=6, out_channels=6, image_size=args.size, use_checkpoint=args.checkpointing,
-                       **conditioning.unet_kwargs(3))
+    recipe = make_recipe(strategy="cat", conditioning="lq+da", net=args.net, channels=3, image_size=args.size,
+                         use_checkpoint=args.checkpointing)
+    strategy, conditioning = recipe.strategy, recipe.conditioning
     with torch.device("meta"):  # FLOPs of forward + backward for one image, counted without computing
-        meta = UNet.from_config(args.net, **unet_kwargs)
+        meta = recipe.backbone()
         x = torch.zeros(1, 6, args.size, args.size)
         cond = {"image": torch.zeros(1, 3, args.size, args.size), "degradation": torch.zeros(1, 9)}
         with FlopCounterMode(display=False) as counter:
             meta(x, torch.ones(1), cond).float().square().mean().backward()
     flops_per_image = counter.get_total_flops()
 
-    torch.manual_seed(0)
-    objective = BridgeObjective(SymmetricSchedule())
-    model = objective.prepare(UNet.from_config(args.net, **unet_kwargs)).to(device).train()
+    objective = BridgeObjective(recipe.bridge)
+    model = objective.prepare(recipe.backbone(seed=0)).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     gen, gen_t = torch.Generator(device=device).manual_seed(0), torch.Generator().manual_seed(0)
     batch = torch.randint(0, 256, (args.batch_size, 3, args.size, args.size), dtype=torch.uint8, generator=

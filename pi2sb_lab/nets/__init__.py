@@ -15,7 +15,9 @@ def seeded(build: Callable[[], nn.Module], seed: int, device: torch.device | str
     the initialisation, like everything else in a run, depends on ``seed`` alone."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return build().to(device)
+        net = build()
+    # one built under ``torch.device("meta")`` (shapes only, e.g. to count FLOPs) has no data to move
+    return net if any(p.is_meta for p in net.parameters()) else net.to(device)
 
 
 @torch.no_grad()
