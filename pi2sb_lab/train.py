@@ -12,9 +12,10 @@ Each optimizer step, on every rank::
 The objective is the only part that knows what is learned: ``objective.BridgeObjective``
 (the default, built from ``schedule``), a VP diffusion's, or a ``supervised.SupervisedObjective``
 for the small auxiliary networks (digit classifier, degradation estimator, denoiser). The plain
-settings are one record, ``train_settings.TrainSettings``; the EMA (``ema``), the run folder
-(``run_folder``) and the setting checks (``train_checks``) have modules of their own, so this one
-holds the loop alone, as NVlabs/edm's ``training_loop.py`` does.
+settings are one record, ``train_settings.TrainSettings``; the state and result types and the
+per-step seeding (``train_state``), the EMA (``ema``), the run folder (``run_folder``) and the
+setting checks (``train_checks``) have modules of their own, so this one holds the loop alone, as
+NVlabs/edm's ``training_loop.py`` does.
 
 The same function runs as ``python script.py`` and under ``torchrun``: ``dist.init()``
 fills in a world of one. Counters count samples seen across all ranks, so they stay
@@ -28,11 +29,9 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -52,77 +51,15 @@ from .train_checks import NonFiniteLossError  # noqa: F401 (re-exported)
 from .train_checks import check_finite_data, check_finite_steps, grad_norm
 from .train_settings import LR_DECAYS  # noqa: F401 (re-exported)
 from .train_settings import TrainSettings
+from .train_state import ObjectiveModule, TrainResult, TrainState, seed_step
+from .train_state import Objective  # noqa: F401 (re-exported: train's public names)
 
-# EMA, SupervisedObjective, fit_supervised, build_optimizer, OPTIMIZER_KINDS, LR_DECAYS and NonFiniteLossError live in
+# EMA, SupervisedObjective, fit_supervised, build_optimizer, OPTIMIZER_KINDS, LR_DECAYS, NonFiniteLossError,
+# TrainState, TrainResult and Objective live in
 # their own modules and are imported above, so ``from pi2sb_lab.train import X`` keeps working for each (no
 # __all__: the API pages list each name once, under the module that defines it).
 
 PairFn = Callable[[torch.Tensor, torch.Generator], tuple]
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """What :func:`training_loop` returns.
-
-    ``model``: the trained model (for a bridge, a bare backbone comes back wrapped in
-    ``EpsParam``; its weights are trained in place). ``ema``: a separate copy holding the EMA weights, ready
-    for ``sampler.sample``. ``losses``: the rank-averaged loss of every step since step 0
-    (restored from the checkpoint when resumed). ``steps``, ``samples_seen``: global counters.
-    """
-
-    model: nn.Module
-    ema: nn.Module
-    losses: list[float]
-    steps: int
-    samples_seen: int
-    run_dir: Path | None
-
-
-class Objective(Protocol):
-    """What ``training_loop`` minimises. ``prepare(model)`` may wrap the model (a bridge wraps a bare
-    backbone as ε-parameterization); ``loss(model, *pair, generator=, time_generator=)`` is the scalar
-    loss of one micro-batch, ``pair`` being what ``pair_fn`` returned; ``describe()`` goes to config.json."""
-
-    def prepare(self, model: nn.Module) -> nn.Module: ...
-
-    def loss(self, model: nn.Module, *pair, generator: torch.Generator,
-             time_generator: torch.Generator) -> torch.Tensor: ...
-
-    def describe(self) -> dict: ...
-
-
-class _ObjectiveModule(nn.Module):
-    """The model and its objective as one module, so DDP sees the whole forward pass (and the model keeps
-    its own type and methods)."""
-
-    def __init__(self, model: nn.Module, objective: Objective) -> None:
-        super().__init__()
-        self.model, self.objective = model, objective
-
-    def forward(self, pair, generator, time_generator):
-        return self.objective.loss(self.model, *pair, generator=generator, time_generator=time_generator)
-
-
-@dataclass(frozen=True)
-class TrainState:
-    """What a ``callback`` sees: global counters, the model being trained and its EMA copy, the losses
-    so far (rank-averaged), the run folder, this rank's device and ``lr``, the learning rate of the last
-    step (``TrainSettings.lr_at(step − 1)``). Called on every rank: sample with
-    ``ema`` and write files on rank 0 only (``dist.is_main()``)."""
-
-    step: int
-    samples_seen: int
-    model: nn.Module
-    ema: nn.Module
-    losses: list[float]
-    run_dir: Path | None
-    device: torch.device
-    lr: float
-
-
-def _step_seeds(seed: int, rank: int, step: int) -> list[int]:
-    """Three independent 63-bit seeds for step ``step`` on rank ``rank`` (NumPy's SeedSequence mixing)."""
-    return [int(s) >> 1 for s in np.random.SeedSequence([seed, rank, step]).generate_state(3, dtype=np.uint64)]
 
 
 def _build_objective(objective, schedule, ot_ode, grid, grid_nfe):
@@ -134,17 +71,6 @@ def _build_objective(objective, schedule, ot_ode, grid, grid_nfe):
         raise ValueError("schedule, ot_ode and grid set the default bridge objective; with objective= given, "
                          "put them into the objective instead")
     return objective
-
-
-def _seed_step(seed: int, rank: int, step: int, gen_t: torch.Generator, gen: torch.Generator,
-               device: torch.device) -> None:
-    """Seed this step's random streams from (seed, rank, step) alone: the step counter is the RNG state."""
-    seed_t, seed_data, seed_global = _step_seeds(seed, rank, step)
-    gen_t.manual_seed(seed_t)
-    gen.manual_seed(seed_data)
-    torch.random.default_generator.manual_seed(seed_global)  # dropout and other global-RNG users
-    if device.type == "cuda":
-        torch.cuda.manual_seed(seed_global)
 
 
 def _accumulate(forward, ddp, batches, pair_fn, grad_accum: int, device: torch.device, use_bf16: bool,
@@ -215,7 +141,7 @@ def training_loop(
                                           **fingerprint}, "fingerprint")
     # DDP wraps model + objective, not the model, so the model keeps its own methods and type.
     # Wrapping broadcasts rank 0's weights: the EMA copy is made after it, identical on every rank.
-    loss_module = _ObjectiveModule(model, objective)
+    loss_module = ObjectiveModule(model, objective)
     ddp = None if world == 1 else \
         DistributedDataParallel(loss_module, device_ids=[device.index] if device.type == "cuda" else None)
     forward = loss_module if ddp is None else ddp
@@ -270,7 +196,7 @@ def training_loop(
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         try:
             while step < total_steps:
-                _seed_step(s.seed, rank, step, gen_t, gen, device)
+                seed_step(s.seed, rank, step, gen_t, gen, device)
                 optimizer.zero_grad(set_to_none=True)
                 step_loss, micro_samples = _accumulate(forward, ddp, batches, pair_fn, s.grad_accum, device, use_bf16,
                                                        gen, gen_t)
