@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
+from ..atomic import write_atomic
 from .mnist import TEST_DEGRADATION_SEED, VARIANTS
 from .mnist_ablation import Ablation, VariantRecord
 from .mnist_eval import METRICS
@@ -218,13 +218,6 @@ Device {ablation.device}, {processes} process(es) of {threads} thread(s); wall t
 """
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """``text`` to ``path`` through a temporary file and a rename: a killed run leaves no half file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_report(ablation: Ablation, out: str | Path, *, command: str, workers: int, threads: int,
                  started: float) -> str:
     """Write results.md, results.json and :data:`FIGURES` to ``out``; return what a terminal shows of them.
@@ -240,9 +233,9 @@ def write_report(ablation: Ablation, out: str | Path, *, command: str, workers: 
         savefig(figure(ablation), out / name)
     wall = time.perf_counter() - started
     processes = min(workers, len(ablation.records)) if ablation.device == "cpu" else 1
-    _write_atomic(out / "results.json", json.dumps(as_json(ablation, rows) | {
+    write_atomic(out / "results.json", json.dumps(as_json(ablation, rows) | {
         "command": command, "wall_seconds_total": wall, "threads": threads, "workers": workers}, indent=1))
-    _write_atomic(out / "results.md", report_markdown(ablation, table, command=command, processes=processes,
+    write_atomic(out / "results.md", report_markdown(ablation, table, command=command, processes=processes,
                                                       threads=threads, wall_seconds=wall))
     est_mae, est_base, _ = _estimator_mae(ablation)
     return (f"\n{table}\n\nestimator MAE {est_mae:.3f} (constant guess {est_base:.3f}); classifier on clean test "
