@@ -100,8 +100,8 @@ class FullConfig:
     checkpoint_every: int = 2_000
     keep_checkpoints: int = 2
     image_every: int = 2_000             # steps between TensorBoard image grids (LQ | EMA restored | HQ)
-    grid_images: int = 4                 # rows of that grid
-    grid_nfe: int = 10                   # sampler steps for the grid
+    image_rows: int = 4                  # rows of that grid
+    image_nfe: int = 10                  # sampler steps (NFE) of that grid's restorations
     progress: bool = True                # progress bar on rank 0
 
     def __post_init__(self) -> None:
@@ -116,28 +116,23 @@ class FullConfig:
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"{key}={getattr(self, key)!r} is not allowed; choose one of {allowed}")
-        positive = ("image_size", "batch_size", "grad_accum", "total_steps", "log_every", "checkpoint_every",
-                    "keep_checkpoints", "image_every", "grid_images", "grid_nfe")
-        for key in positive:
+        for key in ("image_size", "image_every", "image_rows", "image_nfe"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key}={getattr(self, key)!r} must be >= 1")
         if self.estimator_width < 8 or self.estimator_width % 8:  # its GroupNorm has 8 groups
             raise ConfigError(f"estimator_width={self.estimator_width!r} must be a positive multiple of 8")
-        for key in ("num_workers", "lr_warmup_steps", "seed", "noise_level", "ema_rampup"):
-            if getattr(self, key) < 0:
-                raise ConfigError(f"{key}={getattr(self, key)!r} must be >= 0")
-        if not self.lr > 0:
-            raise ConfigError(f"lr={self.lr!r} must be > 0")
-        if not 0 <= self.ema_decay < 1:
-            raise ConfigError(f"ema_decay={self.ema_decay!r} must lie in [0, 1)")
+        if self.noise_level < 0:
+            raise ConfigError(f"noise_level={self.noise_level!r} must be >= 0")
         if not (self.beta_min > 0 and self.beta_max > 0):
             raise ConfigError(f"beta_min={self.beta_min!r} and beta_max={self.beta_max!r} must be > 0")
         if not 0 <= self.eta <= 1:
             raise ConfigError(f"eta={self.eta!r} must lie in [0, 1] (0: implicit sampler, 1: Markovian)")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ConfigError(f"grad_clip={self.grad_clip!r} must be > 0 or null")
         if self.device is not None and not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
             raise ConfigError(f"device={self.device!r} must be null, 'cpu', 'cuda' or 'cuda:N'")
+        try:  # the training loop's settings (lengths, optimizer, EMA, seed, …) are checked there, once
+            self.train_settings()
+        except (ValueError, TypeError) as err:
+            raise ConfigError(str(err)) from None
         try:
             degradation_config(self)
         except ValueError as err:  # DegradationConfig names the field and its allowed values
@@ -152,7 +147,7 @@ class FullConfig:
     def train_settings(self, **runtime) -> TrainSettings:
         """The training loop's settings from this config's fields of the same names (checked by
         ``TrainSettings``); ``runtime``: what the driver decides at start (resume, num_workers, device, …).
-        ``grid_nfe`` here is the preview sampler's NFE, not a training-time grid, so it is not passed."""
+        The preview grid's keys (``image_every``, ``image_rows``, ``image_nfe``) are the driver's own."""
         same = {k: getattr(self, k) for k in ("total_steps", "batch_size", "grad_accum", "lr", "lr_warmup_steps",
                                               "grad_clip", "ema_decay", "ema_rampup", "bf16", "seed", "device",
                                               "num_workers", "run_dir", "log_every", "checkpoint_every",
@@ -212,9 +207,14 @@ def _unknown(key: str, where: str) -> ConfigError:
     return ConfigError(f"{where}: unknown key {key!r}{hint}; valid keys: {', '.join(KEYS)}")
 
 
+# Keys an older run's config.yaml or checkpoint may hold, read under their current names (nothing is lost).
+RENAMED = {"grid_nfe": "image_nfe", "grid_images": "image_rows"}
+
+
 def _checked(values: dict, where: str) -> dict:
     clean = {}
     for key, value in values.items():
+        key = RENAMED.get(key, key)
         if key not in _TYPES:
             raise _unknown(str(key), where)
         clean[key] = _coerce(key, value, where)
@@ -234,6 +234,7 @@ def parse_overrides(overrides: list[str]) -> dict:
         key = key.strip()
         if not sep or not key:
             raise ConfigError(f"override {item!r} must look like key=value")
+        key = RENAMED.get(key, key)
         if key not in _TYPES:
             raise _unknown(key, "command line")
         try:

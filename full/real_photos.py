@@ -1,7 +1,7 @@
 """`make photos`: the full tier on real photographs, end to end on the CPU, with no download.
 
     python full/real_photos.py                     # what `make photos` runs: build, train, restore, score, draw
-    python full/real_photos.py --steps 300 --out runs/photos-short
+    python full/real_photos.py --total-steps 300 --out runs/photos-short
 
 1. pi2sb_lab.data.photos writes 32² training crops of 14 photographs that ship with
    scikit-image and scikit-learn, and tiles of 4 held-out ones (chelsea, coffee, camera,
@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/photos"), help="output folder (default runs/photos)")
     parser.add_argument("--variant", default="e-cat", help="full/configs name of the bridge (default e-cat)")
-    parser.add_argument("--steps", type=int, default=4000, help="training steps of bridge and regression (4000)")
+    parser.add_argument("--total-steps", "--steps", type=int, default=4000,
+                        help="training steps of bridge and regression (4000)")
     parser.add_argument("--batch-size", type=int, default=16, help="global batch (default 16)")
     parser.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
     parser.add_argument("--net", default="tiny", help="U-Net config (default tiny: 0.67M parameters)")
@@ -205,12 +206,13 @@ def train_bridge(r: Run):
     args = r.args
     overrides = [f"data={r.data / 'train'}", f"image_size={args.tile}", f"net={args.net}",
                  f"degradation={args.preset}", f"batch_size={args.batch_size}", f"lr={args.lr}",
-                 f"total_steps={args.steps}", "lr_warmup_steps=50", f"checkpoint_every={max(1, args.steps // 3)}",
-                 f"image_every={max(1, args.steps // 3)}", f"log_every={max(1, args.steps // 30)}",
+                 f"total_steps={args.total_steps}", "lr_warmup_steps=50",
+                 f"checkpoint_every={max(1, args.total_steps // 3)}", f"image_every={max(1, args.total_steps // 3)}",
+                 f"log_every={max(1, args.total_steps // 30)}",
                  "ot_ode=false", "progress=false", f"run_dir={r.bridge}", *args.extra]
     train_cmd = ["full/train.py", args.variant, *overrides]
     r.commands.append(shlex.join(["torchrun", f"--nproc_per_node={args.nproc}", *train_cmd]))
-    if not checkpoint_path(r.bridge, args.steps).is_file():
+    if not checkpoint_path(r.bridge, args.total_steps).is_file():
         r.times["train bridge"] = run(train_cmd + (["--resume"] if (r.bridge / "config.json").exists() else []),
                                       r.log, args.nproc)
     return load_config(args.variant, overrides)

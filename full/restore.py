@@ -74,8 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_args(parser, args):
-    """Everything checkable before any image is decoded; returns (checkpoint, config, input files, helpers):
-    ``helpers`` maps "estimator" and "prior" to their (checkpoint, config) when given."""
+    """Everything checkable before any image is decoded; returns (checkpoint, config, its recipe, input files,
+    helpers): ``helpers`` maps "estimator" and "prior" to their (checkpoint, config) when given."""
     for name in ("nfe", "batch_size", "prior_nfe"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1; got {getattr(args, name)}")
@@ -88,7 +88,8 @@ def check_args(parser, args):
         check_out_dir(args.out, "OUT")
         check_apart({"INPUT": args.input}, args.out, "OUT")
     ckpt, cfg = read_full_checkpoint(parser, args.checkpoint, "bridge")
-    da = recipe_of(cfg).conditioning.da  # the model reads eq. 19's vector
+    recipe = recipe_of(cfg)  # built once: schedule, strategy, condition (the network comes with the weights)
+    da = recipe.conditioning.da  # the model reads eq. 19's vector
     if da and (args.params is None) == (args.estimator is None):
         parser.error(f"this checkpoint (variant {cfg.variant}, condition {cfg.conditioning}) needs each input's "
                      "eq. 19 vector: give either --params DIR (make_testset.py's params/: the true draws) or "
@@ -110,8 +111,8 @@ def check_args(parser, args):
         args.stems = output_stems(files, "INPUT")
         if da and args.params is not None:
             check_params(args.params, args.stems)
-    check_same_settings(parser, args.out, settings_of(args, ckpt, cfg, helpers))
-    return ckpt, cfg, files, helpers
+    check_same_settings(parser, args.out, settings_of(args, ckpt, cfg, recipe, helpers))
+    return ckpt, cfg, recipe, files, helpers
 
 
 def check_params(folder: Path, stems: list[str]) -> None:
@@ -129,12 +130,12 @@ def check_params(folder: Path, stems: list[str]) -> None:
                              f"input(s) have no usable vector (first: {problems[0]}); is it the params/ folder of "
                              "the same test set (make_testset.py)?")
 
-def settings_of(args, ckpt, cfg, helpers) -> dict:
+def settings_of(args, ckpt, cfg, recipe, helpers) -> dict:
     """What makes a restored image what it is: every PNG in OUT was made with these (restore.json)."""
     return {"checkpoint": str(ckpt.path), "step": ckpt.step, "weights": args.weights, "nfe": args.nfe,
             "ot_ode": args.ot_ode, "seed": args.seed, "variant": cfg.variant,
-            "da": None if not recipe_of(cfg).conditioning.da else (f"estimated by {helpers['estimator'][0].path}"
-                                                            if "estimator" in helpers else f"true, {args.params}"),
+            "da": None if not recipe.conditioning.da else (f"estimated by {helpers['estimator'][0].path}"
+                                                           if "estimator" in helpers else f"true, {args.params}"),
             "decode": (f"eq. 18 ({cfg.strategy})" if cfg.strategy != "noise" else
                        "x_hat (no --prior: eq. 18's Denoise not applied)" if "prior" not in helpers else
                        f"eq. 18 (noise): DDIM on {helpers['prior'][0].path}, {args.prior_nfe} steps")}
@@ -211,11 +212,11 @@ def params_vector(folder: Path, stem: str) -> torch.Tensor:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    ckpt, cfg, files, helpers = check_args(parser, args)
+    ckpt, cfg, recipe, files, helpers = check_args(parser, args)
     device = dist.init(args.device)
     try:
-        restorer = load_restorer(args, ckpt, cfg, helpers, device)
-        settings = settings_of(args, ckpt, cfg, helpers)
+        restorer = load_restorer(args, ckpt, cfg, recipe, helpers, device)
+        settings = settings_of(args, ckpt, cfg, recipe, helpers)
         if dist.is_main():  # before any image: every PNG in OUT is then covered by this record
             args.out.mkdir(parents=True, exist_ok=True)
             write_record(args.out, {**settings, "input": str(args.input), "complete": False})
@@ -249,7 +250,7 @@ class Restorer(NamedTuple):
     eta: float
 
 
-def load_restorer(args, ckpt, cfg, helpers: dict, device) -> Restorer:
+def load_restorer(args, ckpt, cfg, recipe, helpers: dict, device) -> Restorer:
     """The checkpoint's network (EMA or raw weights) and the helper networks it needs, on ``device``."""
     estimator = denoiser = None
     if "estimator" in helpers:
@@ -259,7 +260,7 @@ def load_restorer(args, ckpt, cfg, helpers: dict, device) -> Restorer:
         prior, prior_cfg = helpers["prior"]
         denoiser = DDIMDenoiser(load_net(prior_of(prior_cfg), prior, "ema", device), VPSchedule(),
                                 nfe=args.prior_nfe)
-    recipe = recipe_of(cfg, denoiser)
+        recipe = recipe.with_denoiser(denoiser)
     model = load_net(recipe.network(cfg.seed), ckpt, args.weights, device)
     return Restorer(model, recipe, estimator, cfg.eta)
 
@@ -274,7 +275,8 @@ def restore_share(args, files, mine: list[int], r: Restorer, device) -> tuple[li
         for i in mine[start:start + args.batch_size]:
             try:
                 image = files.read(i)
-                vector = params_vector(args.params, stems[i]) if r.recipe.conditioning.da and r.estimator is None else None
+                needs_vector = r.recipe.conditioning.da and r.estimator is None
+                vector = params_vector(args.params, stems[i]) if needs_vector else None
             except (ImageError, OSError, KeyError, ValueError) as err:
                 skipped.append(f"{files.names[i]}: {err}")
                 continue

@@ -94,8 +94,8 @@ class Monitor:
         self.preview = self._preview_batch()
 
     def _preview_batch(self):
-        """A fixed batch for the grids: the first ``grid_images`` files, degraded from a fixed seed."""
-        n = min(self.cfg.grid_images, len(self.dataset))
+        """A fixed batch for the grids: the first ``image_rows`` files, degraded from a fixed seed."""
+        n = min(self.cfg.image_rows, len(self.dataset))
         x = torch.stack([self.dataset[i] for i in range(n)])
         g = torch.Generator().manual_seed(self.cfg.seed + 1)
         return degrade_fn_of(self.cfg)(x, g)
@@ -138,7 +138,7 @@ class Monitor:
     def _samples(self, state: TrainState) -> None:
         x = self.preview[0]
         noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(self.cfg.seed + 1)).to(state.device)
-        faces = ddim(state.ema, noise, VPSchedule(), nfe=self.cfg.grid_nfe, clip_x0=1.0).x0
+        faces = ddim(state.ema, noise, VPSchedule(), nfe=self.cfg.image_nfe, clip_x0=1.0).x0
         self._save_grid(torch.cat([faces.float().cpu(), x.float()]), nrow=x.shape[0], state=state,
                         tag="preview/ddim_samples_then_hq")
 
@@ -154,7 +154,7 @@ class Monitor:
     def _grid(self, state: TrainState) -> None:
         x, y, params = (t.to(state.device) for t in self.preview)
         cfg = self.cfg
-        result = self.recipe.restore(state.ema, y, nfe=cfg.grid_nfe, ot_ode=cfg.ot_ode, eta=cfg.eta,
+        result = self.recipe.restore(state.ema, y, nfe=cfg.image_nfe, ot_ode=cfg.ot_ode, eta=cfg.eta,
                                      degradation=params, seed=cfg.seed, clamp=(-1, 1))
         # LQ | EMA restored | HQ per row (Noise-I2SB shows its x̂: no prior while training)
         rows = torch.stack([y, result.x.to(y.dtype), x], dim=1).flatten(0, 1)

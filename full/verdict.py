@@ -1,9 +1,9 @@
 """P-I2SB's verdict on real images: Table 3's (a) Vanilla, (c) + lq + da, (d) Noise and (e) Cat, on the
 held-out photographs and the LFW faces, several seeds, paired within a seed, on the CPU.
 
-    python full/verdict.py --sets photos --steps 2000 --nfe 1 10 --out runs/verdict         # docs/claims.md
-    python full/verdict.py --sets faces --steps 500 --nfe 1 10 --out runs/verdict-faces     # (80 faces overfit by 2,000)
-    python full/verdict.py --sets faces --variants a-vanilla e-cat --steps 50     # a quick look
+    python full/verdict.py --sets photos --total-steps 2000 --nfe 1 10 --out runs/verdict         # docs/claims.md
+    python full/verdict.py --sets faces --total-steps 500 --nfe 1 10 --out runs/verdict-faces     # (80 faces overfit by 2,000)
+    python full/verdict.py --sets faces --variants a-vanilla e-cat --total-steps 50     # a quick look
 
 For each set (``photos``: 32² crops and tiles of pi2sb_lab.data.photos; ``faces``: LFW
 at 32²; both degraded by the 32² preset ``face32``), one test set
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sets", nargs="+", choices=list(SETS), default=list(SETS))
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--total-steps", "--steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--nfe", type=int, nargs="+", default=[10],
@@ -76,18 +76,19 @@ def cell(out: Path, set_name: str, data: Path, variant: str, seed: int, args, lo
     start = time.perf_counter()
     run_dir = where / "run"
     overrides = [f"data={data / 'train'}", "image_size=32", "net=tiny", f"batch_size={args.batch_size}",
-                 f"lr={args.lr}", f"total_steps={args.steps}", "lr_warmup_steps=20", "ot_ode=false",
-                 f"seed={seed}", f"checkpoint_every={args.steps}", f"image_every={args.steps}",
-                 f"log_every={max(1, args.steps // 10)}", "progress=false", "num_workers=0", f"run_dir={run_dir}",
+                 f"lr={args.lr}", f"total_steps={args.total_steps}", "lr_warmup_steps=20", "ot_ode=false",
+                 f"seed={seed}", f"checkpoint_every={args.total_steps}", f"image_every={args.total_steps}",
+                 f"log_every={max(1, args.total_steps // 10)}", "progress=false", "num_workers=0",
+                 f"run_dir={run_dir}",
                  *SETS[set_name][0]]
     trained = False
     records = []
     for nfe in args.nfe:
         scored = where / f"metrics-nfe{nfe}.json"
-        if scored.is_file() and json.loads(scored.read_text()).get("steps") == args.steps:
+        if scored.is_file() and json.loads(scored.read_text()).get("steps") == args.total_steps:
             records.append(json.loads(scored.read_text()))
             continue
-        if not trained and not (run_dir / f"checkpoint-{args.steps:09d}.pt").is_file():
+        if not trained and not (run_dir / f"checkpoint-{args.total_steps:09d}.pt").is_file():
             run(["full/train.py", variant, *overrides] + (["--resume"] if (run_dir / "config.json").exists() else []),
                 log)
         trained = True
@@ -99,7 +100,7 @@ def cell(out: Path, set_name: str, data: Path, variant: str, seed: int, args, lo
              "--out", str(where / f"metrics-nfe{nfe}"), "--label", f"{set_name} {variant} seed {seed} NFE {nfe}"],
             log)
         result = json.loads((where / f"metrics-nfe{nfe}" / "metrics.json").read_text())
-        record = {"set": set_name, "variant": variant, "seed": seed, "steps": args.steps, "nfe": nfe,
+        record = {"set": set_name, "variant": variant, "seed": seed, "steps": args.total_steps, "nfe": nfe,
                   "psnr": result["metrics"]["psnr"], "ssim": result["metrics"]["ssim"],
                   "wall_s": time.perf_counter() - start}  # the first NFE's record carries the training time
         start = time.perf_counter()
@@ -119,7 +120,7 @@ def lq_scores(out: Path, set_name: str, log: Path) -> dict:
 
 def table(records: list[dict], args, nfe: int, out: Path, log: Path) -> list[str]:
     """The markdown table of one NFE: mean over seeds, and each variant's paired difference to (a)."""
-    lines = [f"{args.steps} steps × batch {args.batch_size} per cell (tiny U-Net, 32², lr {args.lr}, OT-ODE "
+    lines = [f"{args.total_steps} steps × batch {args.batch_size} per cell (tiny U-Net, 32², lr {args.lr}, OT-ODE "
              f"sampling, **NFE {nfe}**), seeds {args.seeds}; Δ = variant − (a) Vanilla within a seed, mean ± sd "
              "over seeds.",
              "", "| set | variant | PSNR↑ | SSIM↑ | ΔPSNR vs (a) | ΔSSIM vs (a) | seeds better (PSNR) |",

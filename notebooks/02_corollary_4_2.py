@@ -225,7 +225,7 @@ for name in STRATEGIES:
 
 # %%
 def learned_table(pairs, steps=STEPS, level=NOISE_LEVEL, seed=SEED):
-    config = BridgeConfig(steps=steps, batch_size=64, lr=3e-3, nfe=20)
+    config = BridgeConfig(total_steps=steps, batch_size=64, lr=3e-3, nfe=20)
     rows = {}
     for name in STRATEGIES:
         st = strategy(name, pairs, level)

@@ -181,7 +181,7 @@ def learned_sweep(scales=SCALES, steps=STEPS, n_test=N_TEST, seed=SEED):
     rows = []
     for c in scales:
         result = train_and_restore(problem, "origin", seed=seed, trajectory_stride=2,
-                                   config=BridgeConfig(steps=steps, beta_scale=c))
+                                   config=BridgeConfig(total_steps=steps, beta_scale=c))
         ode = sample_bridge(result.fitted, problem.test_y, ot_ode=True, seed=seed, trajectory_stride=2)
         m_ode = evaluate(ode.x0, problem, seed=seed)
         rows.append(dict(c=c, sde=result.metrics, ode=m_ode, gap=(result.restored - ode.x0).norm(dim=1).mean().item(),

@@ -73,7 +73,7 @@ check_param("WORKERS", WORKERS, int, min=1)
 check_param("INTERACTIVE", INTERACTIVE, bool)
 device = resolve_device(DEVICE)  # checked for a uniform interface; these 2D toys run on the CPU
 out = output_dir(OUTPUT_DIR)
-config = BridgeConfig(steps=STEPS, condition_on_y=CONDITION_ON_Y)
+config = BridgeConfig(total_steps=STEPS, condition_on_y=CONDITION_ON_Y)
 print(config)
 
 # %% [markdown]

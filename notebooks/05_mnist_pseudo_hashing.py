@@ -127,8 +127,8 @@ def run_config():
     """The experiment's settings: those stored in RUN_DIR, or this notebook's parameters."""
     if RUN_DIR:
         stored = load_checkpoint(Path(RUN_DIR) / f"seed{SEED}" / "components.pt").config
-        return dataclasses.replace(MNISTConfig(**stored), nfe=NFE, eval_size=N_EVAL)
-    return MNISTConfig(steps=STEPS, lr_warmup_steps=min(20, STEPS // 5), nfe=NFE, eval_size=N_EVAL,
+        return dataclasses.replace(MNISTConfig.from_dict(stored), nfe=NFE, eval_size=N_EVAL)
+    return MNISTConfig(total_steps=STEPS, lr_warmup_steps=min(20, STEPS // 5), nfe=NFE, eval_size=N_EVAL,
                        train_size=None if TRAIN_SIZE == 4000 else TRAIN_SIZE, estimator_steps=HELPER_STEPS,
                        denoiser_steps=HELPER_STEPS)
 

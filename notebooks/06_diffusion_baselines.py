@@ -92,7 +92,7 @@ torch.set_num_threads(1)  # small convolutions: one thread was the fastest on a 
 # bridge's ε (I2SB Alg. 1), Palette the VP diffusion's ε or v with $y$ as a concatenated condition.
 
 # %%
-config = BaselineConfig(steps=STEPS, lr_warmup_steps=min(20, STEPS // 5), eval_size=N_EVAL,
+config = BaselineConfig(total_steps=STEPS, lr_warmup_steps=min(20, STEPS // 5), eval_size=N_EVAL,
                         train_size=None if TRAIN_SIZE == 4000 else TRAIN_SIZE)
 models = {name: train_model(MODELS[name], OPERATOR, config, seed=SEED, device=device, progress=False)
           for name in ("i2sb", PALETTE)}
@@ -183,7 +183,7 @@ for name, s in scores.items():
 # An unconditional VP prior on clean digits; the digit is corrupted by `CORRUPTION` at `SEVERITY`.
 
 # %%
-edit_config = EditConfig(prior_steps=PRIOR_STEPS, lr_warmup_steps=min(20, PRIOR_STEPS // 5), step_size=STEP_SIZE,
+edit_config = EditConfig(total_steps=PRIOR_STEPS, lr_warmup_steps=min(20, PRIOR_STEPS // 5), step_size=STEP_SIZE,
                          train_size=None if TRAIN_SIZE == 4000 else TRAIN_SIZE)
 prior = train_prior(edit_config, seed=SEED, device=device, progress=False)
 vp = edit_config.schedule()

@@ -10,7 +10,6 @@ argparse prints as it is); :func:`check_out_dir` is called on the parsed value.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Callable
 

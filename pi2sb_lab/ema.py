@@ -7,18 +7,18 @@ average and any rank may sample from it (the lucidrains #180 / diffusers #1895 c
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 from torch import nn
 
+from ._checks import check_real
+
 
 def check_ema(decay, rampup) -> None:
-    """``decay`` in [0, 1) and ``rampup`` a finite number >= 0 (the settings :class:`EMA` takes)."""
-    if not 0.0 <= decay < 1.0:  # NaN fails too
-        raise ValueError(f"EMA decay must lie in [0, 1); got {decay}")
-    if not (isinstance(rampup, (int, float)) and math.isfinite(rampup) and rampup >= 0):
-        raise ValueError(f"EMA rampup must be a finite number >= 0; got {rampup!r}")
+    """``decay`` in [0, 1) and ``rampup`` a finite number >= 0 (the settings :class:`EMA` takes), named as
+    the training settings name them."""
+    check_real("ema_decay", decay, low=0, high=1, high_open=True)
+    check_real("ema_rampup", rampup, low=0)
 
 
 class EMA:

@@ -68,7 +68,7 @@ def _build_objective(objective, schedule, ot_ode, grid, grid_nfe):
             raise ValueError("give a schedule (to train a bridge) or an objective")
         return BridgeObjective(schedule, ot_ode=ot_ode, grid=grid, grid_nfe=grid_nfe)
     if schedule is not None or ot_ode or grid is not None:
-        raise ValueError("schedule, ot_ode and grid set the default bridge objective; with objective= given, "
+        raise ValueError("schedule, ot_ode and train_grid set the default bridge objective; with objective= given, "
                          "put them into the objective instead")
     return objective
 
@@ -117,7 +117,7 @@ def training_loop(
         raise ValueError("callback_every must be an int >= 1 when a callback is given; got None")
     total_steps, lr = s.steps, float(s.lr)
     fingerprint = check_config(fingerprint, "fingerprint")
-    objective = _build_objective(objective, schedule, s.ot_ode, s.grid, s.grid_nfe)
+    objective = _build_objective(objective, schedule, s.ot_ode, s.train_grid, s.train_grid_nfe)
     check_finite_data(dataset)
 
     # Where this rank runs, and how the global batch splits over ranks and accumulation rounds.

@@ -3,7 +3,9 @@
 ``training_loop(settings, model=…, dataset=…, pair_fn=…)`` takes everything that is a plain value
 here (lengths, optimizer, EMA, bridge time sampling, seeding, the run folder); the objects (model,
 data, pair function, objective, callback) are passed beside it. The studies' and ``full/``'s
-configs hold a ``TrainSettings`` under the same names, so a setting is called the same everywhere.
+configs hold these settings under the same names and hand them here to be checked
+(:class:`StudyTraining`, ``FullConfig.train_settings``), so a setting is called the same everywhere
+and checked in one place.
 
 The learning rate of a step belongs here too (:meth:`TrainSettings.lr_at`): the loop sets it, the
 callbacks read it from ``TrainState.lr``, nothing re-derives it.
@@ -40,8 +42,8 @@ class TrainSettings:
     ema_decay: float = 0.999             # EMA decay per step (I2SB uses 0.9999 on long runs; 0: a plain copy)
     ema_rampup: float = 0.0              # EMA half-life at most this × steps so far (EDM's 0.05; 0: no ramp-up)
     ot_ode: bool = False                 # bridge: train for the OT-ODE, X_t is the bridge mean (I2SB Prop. 3.4)
-    grid: Optional[str] = None           # bridge: None, t ~ U(0, 1]; "uniform"/"quadratic": t from a stored grid
-    grid_nfe: int = 1000                 # bridge: number of grid steps when grid is set
+    train_grid: Optional[str] = None     # bridge: None, t ~ U(0, 1]; "uniform"/"quadratic": t from a stored grid
+    train_grid_nfe: int = 1000           # bridge: number of grid steps when train_grid is set
     bf16: Optional[bool] = None          # bf16 autocast of the forward pass; None: on for CUDA, off on CPU
     seed: int = 0                        # seeds everything; runs are reproducible, never randomly seeded
     device: Optional[str] = None         # None: dist.init()'s choice (cuda:LOCAL_RANK or cpu)
@@ -90,7 +92,7 @@ class TrainSettings:
         if self.callback_every is not None and (type(self.callback_every) is not int or self.callback_every < 1):
             raise ValueError(f"callback_every must be an int >= 1 (or None: no callback); got {self.callback_every!r}")
         check_ema(self.ema_decay, self.ema_rampup)
-        check_int("grid_nfe", self.grid_nfe, low=1)
+        check_int("train_grid_nfe", self.train_grid_nfe, low=1)
         check_int("num_workers", self.num_workers, low=0)
 
     @property
@@ -133,18 +135,28 @@ class TrainSettings:
 FIELDS = tuple(f.name for f in dataclasses.fields(TrainSettings))
 
 
-class StudyTraining:
-    """What a study's config adds to be trained by the loop: :meth:`train_settings`, its
-    ``batch_size``, ``lr``, ``lr_warmup_steps`` and ``ema_decay`` (and its length, the field named by
-    ``steps_field``) as the loop's one record. The studies' configs (``MNISTConfig``,
-    ``BaselineConfig``, ``EditConfig``) inherit it, so the mapping is written once."""
+# The fields a study's config may hold under these names; each one *is* that training setting (the
+# study's own `grid` and `nfe` are its sampler's, which is why TrainSettings says `train_grid`).
+STUDY_FIELDS = ("total_steps", "batch_size", "lr", "lr_warmup_steps", "lr_decay", "lr_final", "ema_decay")
+# Names a stored study config (a run folder's components.pt, results.json) may still use.
+RENAMED = {"steps": "total_steps", "prior_steps": "total_steps"}
 
-    steps_field = "steps"  # a class attribute, not a dataclass field: which field is the run's length
+
+class StudyTraining:
+    """What a study's config adds to be trained by the loop: :meth:`train_settings` turns its fields named in
+    ``STUDY_FIELDS`` (``total_steps``, ``batch_size``, ``lr``, …) into the loop's one record, where each is
+    checked; :meth:`from_dict` rebuilds a config stored under older names. The studies' configs
+    (``MNISTConfig``, ``BaselineConfig``, ``EditConfig``, the 2D ``BridgeConfig``) inherit it, so the
+    mapping is written once and a setting has one name and one check."""
 
     def train_settings(self, **runtime) -> TrainSettings:
-        """The training loop's settings from this config (``steps_field`` steps × ``batch_size`` at ``lr``,
-        warm-up, EMA); ``runtime``: what a run adds (seed, device, run_dir, …) or replaces."""
-        return TrainSettings(**{"total_steps": getattr(self, self.steps_field), "batch_size": self.batch_size,
-                                "lr": self.lr, "lr_warmup_steps": self.lr_warmup_steps,
-                                "ema_decay": self.ema_decay, **runtime})
+        """The training loop's settings from this config's ``STUDY_FIELDS``; ``runtime``: what a run adds
+        (seed, device, run_dir, …) or replaces."""
+        own = {name: getattr(self, name) for name in STUDY_FIELDS if hasattr(self, name)}
+        return TrainSettings(**{**own, **runtime})
 
+    @classmethod
+    def from_dict(cls, values: dict):
+        """The config of ``values`` (``as_dict()``'s output), reading a field stored under an older name
+        (``steps``, ``prior_steps``: now ``total_steps``) under its current one."""
+        return cls(**{RENAMED.get(key, key): value for key, value in values.items()})

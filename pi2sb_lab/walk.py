@@ -53,11 +53,6 @@ class SampleResult:
     times: torch.Tensor
     nfe: int | None = None
 
-    @property
-    def x(self) -> torch.Tensor:
-        """Deprecated alias of :attr:`x0` (the VP walks' result called it ``x``); read ``x0``."""
-        return self.x0
-
 
 Predict = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, Any]]
 Step = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Any], StepPosterior]

@@ -437,6 +437,8 @@ def _issue17_cases(C) -> list:
     from pi2sb_lab import hashing, sampler
     from pi2sb_lab.diffusion import DDIMDenoiser, VPSchedule
     from pi2sb_lab.diffusion.editing import sdedit
+    from pi2sb_lab.experiments.editing import EditConfig
+    from pi2sb_lab.experiments.mnist import MNISTConfig
     from pi2sb_lab.metrics import ssim
     from pi2sb_lab.notebook import check_parameters, parse_value
     from pi2sb_lab.pipeline import restore
@@ -472,10 +474,10 @@ def _issue17_cases(C) -> list:
         C("full/train", "`b-lq --resume` into a c-lq-da run (config.yaml kept)", _run(T, ["b-lq", "data=faces", *tiny, "--resume"], _other_variant_run, unchanged="r/config.yaml"), "exit 2", "differs in variant='c-lq-da' there, 'b-lq' now", True),
         C("full/train", "`lr=inf`", _run(T, ["e-cat", "data=faces", *tiny, "lr=inf"]), "exit 2", "lr=inf must be a finite number", True),
         C("full/train", "`noise_level=.nan`", _run(T, ["noise", "data=faces", *tiny, "noise_level=.nan"]), "exit 2", "noise_level=nan must be a finite number", True),
-        C("full/train", "`ema_decay=1`", _run(T, ["e-cat", "data=faces", *tiny, "ema_decay=1"]), "exit 2", "ema_decay=1.0 must lie in \\[0, 1\\)"),
+        C("full/train", "`ema_decay=1`", _run(T, ["e-cat", "data=faces", *tiny, "ema_decay=1"]), "exit 2", "ema_decay must be a finite number in \\[0, 1\\); got 1.0"),
         C("full/train", "`grad_accum=3` (does not divide batch 64)", _run(T, ["e-cat", "data=faces", *tiny, "grad_accum=3"]), "exit 2", "batch_size=64 must be a multiple of world size × grad_accum = 1 × 3", True),
         C("full/train", "`seed=10**30`", _run(T, ["e-cat", "data=faces", *tiny, "seed=1000000000000000000000000000000"]), "exit 2", "seed=.* does not fit a 64-bit integer"),
-        C("full/train", "`total_steps=0`", _run(T, ["e-cat", "data=faces", *tiny, "total_steps=0"]), "exit 2", "total_steps=0 must be >= 1"),
+        C("full/train", "`total_steps=0`", _run(T, ["e-cat", "data=faces", *tiny, "total_steps=0"]), "exit 2", "total_steps must be an integer >= 1 .*got 0"),
         C("full/train", "`image_size=30` for the tiny U-Net", _run(T, ["e-cat", "data=faces", "net=tiny", "image_size=30"]), "exit 2", "image_size=30 must be divisible by"),
         C("full/train", "`lr` without `=value`", _run(T, ["e-cat", "data=faces", "lr"]), "exit 2", "override 'lr' must look like key=value"),
         C("full/train", "`lrr=1` (a typo)", _run(T, ["e-cat", "data=faces", "lrr=1"]), "exit 2", "unknown key 'lrr' \\(did you mean 'lr'\\?\\)"),
@@ -567,6 +569,10 @@ def _issue17_cases(C) -> list:
         # ---- grading
         C("labs", "`make grade LAB=lab1` with lab2's notebook (RuntimeError)", lambda t: _grade(t, "other"), "LabError", "is not a notebook of lab1 \\(its graded cells are lab2's\\)", True),
         C("labs", "`make grade` with a notebook of no cells (max() of empty)", lambda t: _grade(t, "empty"), "LabError", "has no cells", True),
+        # ---- one name and one check per training setting (issue 16)
+        C("experiment", "`MNISTConfig(total_steps=2.5)` (a float length)", lambda _: MNISTConfig(total_steps=2.5), "TypeError", "total_steps must be an integer >= 1 .*got 2.5"),
+        C("experiment", "`EditConfig(step_size=inf)` (accepted before)", lambda _: EditConfig(step_size=INF), "ValueError", "step_size must be a finite number >= 0; got inf"),
+        C("CLI", "`toy/mnist.py --steps 0` (the old flag: the same check, the setting's flag named)", _cli("toy/mnist.py", ["--steps", "0", "--out", "run"]), "exit 2", "--total-steps must be an integer >= 1 .*got 0"),
     ]
 
 

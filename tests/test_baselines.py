@@ -62,8 +62,8 @@ def test_settings_and_names_checked():
         check_operators(["sr8x"])
     with pytest.raises(ValueError, match="unknown model.*valid names: i2sb, i2sb-ot, palette, palette-v"):
         check_models(["gan"])
-    with pytest.raises(ValueError, match="steps must be an int >= 1"):
-        BaselineConfig(steps=0)
+    with pytest.raises(ValueError, match="total_steps must be an integer >= 1"):
+        BaselineConfig(total_steps=0)
 
 
 def test_mean_std_and_cells():
@@ -79,7 +79,7 @@ def test_mean_std_and_cells():
 def test_trained_cell_models_restore_the_right_shapes():
     """A few steps of each model kind train and restore (clamped, on the CPU); the bridge at NFE 1 from an
     untrained-ish network stays near y, Palette starts from noise: their distances to y differ."""
-    config = BaselineConfig(steps=3, batch_size=8, lr_warmup_steps=0, train_size=64, eval_size=8, classifier_epochs=1)
+    config = BaselineConfig(total_steps=3, batch_size=8, lr_warmup_steps=0, train_size=64, eval_size=8, classifier_epochs=1)
     test = operator_test_set("sr4x-pool", 8)
     assert MODELS["palette-v"].prediction == "v" and MODELS["i2sb-ot"].ot_ode
     outs = {}

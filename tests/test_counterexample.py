@@ -155,7 +155,7 @@ def test_learned_models_forward_stuck_restoring_fine():
     """On a trained net: the forward OT-ODE flow of Origin cannot split (exact bound); restoring works."""
     pairs = monge_example()
     origin = get_strategy("origin")
-    config = BridgeConfig(steps=300, batch_size=64, lr=3e-3, nfe=20)
+    config = BridgeConfig(total_steps=300, batch_size=64, lr=3e-3, nfe=20)
     x, y = pairs.x.float(), pairs.y.float()
     forward = fit_bridge(*fixed_pairs(y, x), 2, config, ot_ode=True, seed=0)  # swapped: x̂ is the start
     f_err = forward_error(lambda s: sample_bridge(forward, s).x0.double(), pairs.x, pairs.y)

@@ -159,7 +159,7 @@ def test_ddim_with_a_dirac_oracle_follows_the_exact_flow(nfe, grid, exact):
     seen = []
     res = ddim(dirac_eps(x0), x1, SCHED, nfe=nfe, grid=grid, trajectory_stride=1,
                callback=lambda t, x_t, pred_x0: seen.append(float(t)))
-    exact((res.x - x0).abs().max().item())
+    exact((res.x0 - x0).abs().max().item())
     times = res.times
     ref = SCHED.alpha(times)[:, None, None, None, None] * x0 + (SCHED.sigma(times) / SCHED.sigma(1.0))[
         :, None, None, None, None] * (x1 - SCHED.alpha(1.0) * x0)
@@ -188,7 +188,7 @@ def test_ddpm_with_a_dirac_oracle_has_the_exact_marginals(grid, exact):
         worst = max(worst, z_mean, z_var)
         assert z_mean < 5 and z_var < 5, f"t={float(t):.4f}: mean z={z_mean:.2f}, var z={z_var:.2f}"
     assert worst > 0
-    exact((res.x - x0).abs().max().item(), what="the last step (s = 0) lands on x̂0 = x0")
+    exact((res.x0 - x0).abs().max().item(), what="the last step (s = 0) lands on x̂0 = x0")
 
 
 def test_ddim_with_a_gaussian_score_converges_to_the_flow_map():
@@ -200,7 +200,7 @@ def test_ddim_with_a_gaussian_score_converges_to_the_flow_map():
     target = flow_map(x1, torch.tensor(1.0, dtype=torch.float64), torch.tensor(0.0, dtype=torch.float64), mu, s)
     errors = {}
     for nfe in (250, 500, 1000):
-        out = ddim(gaussian_eps(mu, s), x1, SCHED, nfe=nfe, grid="uniform").x
+        out = ddim(gaussian_eps(mu, s), x1, SCHED, nfe=nfe, grid="uniform").x0
         errors[nfe] = (out - target).abs().max().item()
     assert all(math.isfinite(e) for e in errors.values()), errors
     assert errors[1000] < 6e-3, f"DDIM at NFE 1000 is {errors[1000]:.2e} from the exact flow map"
@@ -209,7 +209,7 @@ def test_ddim_with_a_gaussian_score_converges_to_the_flow_map():
     # and the mapped cloud has the data's statistics (starts drawn from the exact marginal at t = 1)
     start = SCHED.alpha(1.0) * mu + torch.sqrt(SCHED.alpha(1.0) ** 2 * s * s + SCHED.sigma2(1.0)) * torch.randn(
         20_000, 3, generator=g, dtype=torch.float64)
-    out = ddim(gaussian_eps(mu, s), start, SCHED, nfe=1000, grid="uniform").x
+    out = ddim(gaussian_eps(mu, s), start, SCHED, nfe=1000, grid="uniform").x0
     se_mean, se_std = s / math.sqrt(20_000), s / math.sqrt(2 * 20_000)
     z_mean = ((out.mean(0) - mu).abs() / se_mean).max().item()
     z_std = ((out.std(0) - s).abs() / se_std).max().item()
@@ -229,9 +229,9 @@ def test_ddim_inversion_then_ddim_returns_the_input():
     errors = {}
     for grid, nfe in (("uniform", 100), ("uniform", 200), ("uniform", 400), ("quadratic", 4000)):
         latent = ddim_invert(net, x0, SCHED, nfe=nfe, grid=grid)
-        back = ddim(net, latent.x, SCHED, nfe=nfe, grid=grid)
-        errors[grid, nfe] = (back.x - x0).abs().max().item()
-        flow_err = (latent.x - flow_map(x0, zero, one, mu, s)).abs().max().item()
+        back = ddim(net, latent.x0, SCHED, nfe=nfe, grid=grid)
+        errors[grid, nfe] = (back.x0 - x0).abs().max().item()
+        flow_err = (latent.x0 - flow_map(x0, zero, one, mu, s)).abs().max().item()
         assert math.isfinite(flow_err) and flow_err < 30 / nfe, f"{grid} {nfe}: inversion off the flow map by {flow_err}"
     assert all(math.isfinite(e) for e in errors.values()), errors
     assert errors["quadratic", 4000] < 5e-3, f"round trip at NFE 4000 off by {errors['quadratic', 4000]:.2e}"
@@ -250,10 +250,10 @@ def test_ddim_inversion_to_an_intermediate_time_and_trajectory():
     assert latent.trajectory.shape[0] == 1 + 2 + 1 and torch.equal(latent.trajectory[0], x0)
     assert calls[0] == 0.0 and abs(calls[-1] - 0.4 * 299 / 300) < 1e-12 and len(calls) == 300
     ref = flow_map(x0, torch.tensor(0.0, dtype=torch.float64), torch.tensor(0.4, dtype=torch.float64), mu, s)
-    flow_err = (latent.x - ref).abs().max().item()
+    flow_err = (latent.x0 - ref).abs().max().item()
     assert flow_err < 3e-2, f"inversion to t = 0.4 off the flow map by {flow_err:.2e}"
-    back = ddim(net, latent.x, SCHED, nfe=300, grid="uniform", t_start=0.4)
-    round_trip = (back.x - x0).abs().max().item()
+    back = ddim(net, latent.x0, SCHED, nfe=300, grid="uniform", t_start=0.4)
+    round_trip = (back.x0 - x0).abs().max().item()
     assert round_trip < 3e-2, f"round trip from t = 0.4 off by {round_trip:.2e}"
 
 
@@ -263,7 +263,7 @@ def test_ddpm_with_a_gaussian_score_reaches_the_data_distribution():
     mu, s, n = 0.4, 0.3, 20_000
     g = torch.Generator().manual_seed(7)
     out = ddpm(gaussian_eps(torch.tensor(mu, dtype=torch.float64), s), prior_noise((n, 1), generator=g,
-               dtype=torch.float64), SCHED, nfe=500, grid="uniform", generator=g).x[:, 0]
+               dtype=torch.float64), SCHED, nfe=500, grid="uniform", generator=g).x0[:, 0]
     z_mean = abs(out.mean().item() - mu) / (s / math.sqrt(n))
     z_std = abs(out.std().item() - s) / (s / math.sqrt(2 * n))
     assert z_mean < 5 and z_std < 5, f"DDPM output mean {out.mean():.4f} (z {z_mean:.2f}), std {out.std():.4f} " \
@@ -275,9 +275,9 @@ def test_per_sample_start_times_equal_separate_walks(exact):
     net = gaussian_eps(mu, s)
     x = torch.randn(3, 2, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
     starts = torch.tensor([0.05, 0.5, 1.0], dtype=torch.float64)
-    joint = ddim(net, x, SCHED, nfe=9, t_start=starts).x
+    joint = ddim(net, x, SCHED, nfe=9, t_start=starts).x0
     for i in range(3):
-        alone = ddim(net, x[i:i + 1], SCHED, nfe=9, t_start=float(starts[i])).x
+        alone = ddim(net, x[i:i + 1], SCHED, nfe=9, t_start=float(starts[i])).x0
         exact((joint[i] - alone[0]).abs().max().item())
     assert walk_times(9, "quadratic", starts).shape == (10, 3)
 
@@ -293,7 +293,7 @@ def test_seeded_and_strided_walks_reproduce():
     assert torch.equal(a.trajectory[1], b.trajectory[4]) and torch.equal(a.pred_x0[1], b.pred_x0[4])
     c = ddim(net, a.trajectory[0], SCHED, nfe=10, eta=0.5, generator=torch.Generator().manual_seed(3))
     d = ddim(net, a.trajectory[0], SCHED, nfe=10, eta=0.5, generator=torch.Generator().manual_seed(3))
-    assert torch.equal(c.x, d.x) and c.trajectory.shape[0] == 2
+    assert torch.equal(c.x0, d.x0) and c.trajectory.shape[0] == 2
 
 
 def test_sampler_bad_input():

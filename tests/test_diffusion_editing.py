@@ -33,7 +33,7 @@ def test_sdedit_at_t0_zero_is_the_identity():
     g = torch.Generator().manual_seed(0)
     state = g.get_state()
     out = sdedit(net, y, SCHED, t0=0.0, nfe=10, generator=g)
-    assert torch.equal(out.x, y) and net.calls == 0 and out.nfe == 0
+    assert torch.equal(out.x0, y) and net.calls == 0 and out.nfe == 0
     assert torch.equal(g.get_state(), state), "t0 = 0 must draw nothing"
     assert out.trajectory.shape == (1, *y.shape) and out.pred_x0.shape == (0, *y.shape)
 
@@ -43,7 +43,7 @@ def test_sdedit_with_a_dirac_oracle_lands_on_the_data(t0, eta, exact):
     x0 = torch.randn(4, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     y = x0 + 0.5  # any observation: the oracle pulls it back to x0
     out = sdedit(dirac_eps(x0), y, SCHED, t0=t0, nfe=5, eta=eta, generator=torch.Generator().manual_seed(2))
-    exact((out.x - x0).abs().max().item())
+    exact((out.x0 - x0).abs().max().item())
     assert out.nfe == 5 and abs(float(out.times[0]) - t0) < 1e-15
 
 
@@ -99,9 +99,9 @@ def test_odedit_without_langevin_is_inversion_then_ddim():
         for grid, t_end in (("uniform", 1.0), ("quadratic", 0.5)):
             out = odedit(net, y, SCHED, nfe=12, grid=grid, t_end=t_end, generator=torch.Generator().manual_seed(8),
                          **kwargs)
-            ref = ddim(net, ddim_invert(net, y, SCHED, nfe=12, grid=grid, t_end=t_end).x, SCHED, nfe=12, grid=grid,
+            ref = ddim(net, ddim_invert(net, y, SCHED, nfe=12, grid=grid, t_end=t_end).x0, SCHED, nfe=12, grid=grid,
                        t_start=t_end)
-            assert torch.equal(out.x, ref.x), f"{kwargs}, {grid}: ODEdit with no Langevin move is not inversion + DDIM"
+            assert torch.equal(out.x0, ref.x0), f"{kwargs}, {grid}: ODEdit with no Langevin move is not inversion + DDIM"
             assert torch.equal(out.trajectory[0], ref.trajectory[0])
 
 
@@ -113,12 +113,12 @@ def test_odedit_runs_langevin_at_the_chosen_latents_with_alpha_t_scaled_by_sigma
     out = odedit(net, y, SCHED, nfe=8, langevin_steps=3, step_size=1e-3, temperature=0.5, langevin_at=(8,),
                  grid="uniform", generator=torch.Generator().manual_seed(10))
     assert net.calls == 2 * 8 + 3 and out.nfe == 2 * 8 + 3
-    latent = ddim_invert(net, y, SCHED, nfe=8, grid="uniform").x
+    latent = ddim_invert(net, y, SCHED, nfe=8, grid="uniform").x0
     alpha = 1e-3 * float(SCHED.sigma(1.0) / SCHED.sigma(1 / 8))
     moved = langevin(net, latent, SCHED, 1.0, steps=3, step=alpha, temperature=0.5,
                      generator=torch.Generator().manual_seed(10))
-    ref = ddim(net, moved, SCHED, nfe=8, grid="uniform").x
-    assert (out.x - ref).abs().max().item() < 1e-12
+    ref = ddim(net, moved, SCHED, nfe=8, grid="uniform").x0
+    assert (out.x0 - ref).abs().max().item() < 1e-12
     assert default_langevin_at(100) == (100, 75, 50, 25) and default_langevin_at(2) == (2, 1)
     assert ODEDIT_PAPER["nfe"] == 100 and ODEDIT_PAPER["step_size"] == 1e-6
 
@@ -129,7 +129,7 @@ def test_odedit_langevin_pulls_an_outlier_towards_the_data():
     mu, s = torch.tensor(0.0, dtype=torch.float64), 0.3
     net = gaussian_eps(mu, s)
     y = torch.full((1, 1), 2.0, dtype=torch.float64)
-    dist = [odedit(net, y, SCHED, nfe=20, langevin_steps=k, step_size=5e-3, temperature=0.0).x.abs().item()
+    dist = [odedit(net, y, SCHED, nfe=20, langevin_steps=k, step_size=5e-3, temperature=0.0).x0.abs().item()
             for k in (0, 10, 100)]
     assert dist[0] > dist[1] > dist[2], f"|x| after K = 0, 10, 100 Langevin updates: {dist}"
 
@@ -247,7 +247,7 @@ def test_training_loop_learns_a_gaussian_prior():
     head, tail = sum(result.losses[:20]) / 20, sum(result.losses[-20:]) / 20
     assert tail < 0.5 * head, f"loss {head:.3f} → {tail:.3f}"
     samples = ddpm(result.ema, prior_noise((2000, 2), generator=torch.Generator().manual_seed(19)), SCHED, nfe=50,
-                   generator=torch.Generator().manual_seed(20)).x
+                   generator=torch.Generator().manual_seed(20)).x0
     mean_err = (samples.mean(0) - torch.tensor([1.0, -0.5])).abs().max().item()
     std = samples.std(0)
     assert math.isfinite(mean_err) and mean_err < 0.1, f"sample mean off by {mean_err:.3f}"

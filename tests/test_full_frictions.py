@@ -21,7 +21,7 @@ from pi2sb_lab.train import EMA
 from photos import photo_folder
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["net=tiny", "image_size=32", "batch_size=2", "log_every=1", "grid_images=1", "grid_nfe=1",
+TINY = ["net=tiny", "image_size=32", "batch_size=2", "log_every=1", "image_rows=1", "image_nfe=1",
         "progress=false", "device=cpu", "num_workers=0", "degradation=face32"]
 
 

@@ -23,8 +23,8 @@ from pi2sb_lab.data.images import ImageFiles
 from photos import photo_folder
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["net=tiny", "image_size=32", "batch_size=4", "log_every=1", "checkpoint_every=2", "grid_images=2",
-        "grid_nfe=2", "progress=false", "device=cpu"]
+TINY = ["net=tiny", "image_size=32", "batch_size=4", "log_every=1", "checkpoint_every=2", "image_rows=2",
+        "image_nfe=2", "progress=false", "device=cpu"]
 
 
 def env() -> dict:

@@ -29,7 +29,7 @@ from pi2sb_lab.nets.classifier import DigitClassifier
 from pi2sb_lab.nets.denoiser import ImageDenoiser
 from pi2sb_lab.parameterization import X0Param
 
-TINY = MNISTConfig(steps=3, batch_size=8, lr_warmup_steps=0, train_size=64, partners=1, eval_size=16, nfe=3,
+TINY = MNISTConfig(total_steps=3, batch_size=8, lr_warmup_steps=0, train_size=64, partners=1, eval_size=16, nfe=3,
                    classifier_epochs=1, estimator_steps=2, denoiser_steps=2)
 
 
@@ -59,8 +59,8 @@ def test_variants_are_table3_and_fig3b():
 
 
 def test_config_checks_name_the_setting():
-    with pytest.raises(ValueError, match="steps must be an int >= 1; got 0"):
-        MNISTConfig(steps=0)
+    with pytest.raises(ValueError, match=r"total_steps must be an integer >= 1 \(optimizer steps to train\); got 0"):
+        MNISTConfig(total_steps=0)
     with pytest.raises(ValueError, match=r"net must be one of \[.*'mnist-fast'.*\]; got 'huge'"):
         MNISTConfig(net="huge")
     with pytest.raises(ValueError, match=r"eval_size must lie in \[2, 1000\] .*; got 1$"):
@@ -193,7 +193,7 @@ def test_run_ablation_end_to_end_and_resume(tmp_path):
                                                              ("d-noise", 1)]
     noise = first.record("d-noise", 1)
     assert noise.metrics_true_da is not None and first.record("a-vanilla", 0).metrics_true_da is None
-    assert noise.step_error.shape == (TINY.nfe,) and len(noise.losses) == TINY.steps
+    assert noise.step_error.shape == (TINY.nfe,) and len(noise.losses) == TINY.total_steps
     assert noise.samples.shape == (8, 1, 32, 32) and noise.samples.abs().max() <= 1
     assert (tmp_path / "seed1" / "d-noise" / "log.jsonl").exists() and (tmp_path / "seed0" / "components.pt").exists()
     written = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.pt")}
@@ -217,7 +217,7 @@ def test_resuming_into_another_variants_folder_is_refused(tmp_path, pool):
     from pi2sb_lab.checkpoint import CheckpointMismatchError
     from pi2sb_lab.experiments.mnist import SeedComponents, train_variant
 
-    config = MNISTConfig(steps=2, batch_size=8, lr_warmup_steps=0, train_size=64)
+    config = MNISTConfig(total_steps=2, batch_size=8, lr_warmup_steps=0, train_size=64)
     parts = SeedComponents(pool, None, None, None, None, 0.0)
     folder = tmp_path / "seed0" / "res"
     vanilla = train_variant(VARIANTS["a-vanilla"], parts, config, seed=0, run_dir=folder, progress=False)

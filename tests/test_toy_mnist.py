@@ -31,7 +31,7 @@ def test_help_documents_the_commands():
     (["--variants", "a-vanilla", "z-gan"], "valid names: a-vanilla, b-lq, c-lq-da, d-noise, e-cat, f-res"),
     (["--seeds", "-1"], "seeds must be integers >= 0"),
     (["--seeds", "0", "0"], "must not repeat a seed"),
-    (["--steps", "0"], "steps must be an int >= 1"),
+    (["--steps", "0"], "--total-steps must be an integer >= 1"),
     (["--device", "tpu"], "--device must be 'auto', 'cpu' or 'cuda[:N]'"),
 ])
 def test_bad_arguments_say_what_is_accepted(args, message, capsys):
@@ -50,7 +50,7 @@ def test_quick_run_writes_table_json_and_figures(tmp_path):
     report = json.loads((out / "results.json").read_text())
     assert [r["variant"] for r in report["runs"]] == ["a-vanilla", "b-lq", "c-lq-da", "d-noise", "e-cat", "f-res",
                                                        "noise", "cat", "res"]
-    assert report["config"]["steps"] == 20 and report["seeds"] == [0] and report["eval_size"] == 32
+    assert report["config"]["total_steps"] == 20 and report["seeds"] == [0] and report["eval_size"] == 32
     assert len(report["runs"][0]["step_error"]) == report["config"]["nfe"] == 4
     table = (out / "results.md").read_text()
     assert "| degraded input (y) |" in table and "| (e) + lq + da, Cat | cat | ✓ | ✓ |" in table

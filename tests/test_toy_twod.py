@@ -36,7 +36,7 @@ def test_tiny_run_writes_table_json_and_figure(tmp_path):
     assert table.count("\n| ") >= 11 and "| strategy |" in proc.stdout
     report = json.loads((out / "results.json").read_text())
     assert len(report["runs"]) == 4 * 2 + 2  # 4 strategies × OT-ODE off/on, plus the two control rows
-    assert report["config"]["steps"] == 50 and report["problem"]["n_test"] == 100
+    assert report["config"]["total_steps"] == 50 and report["problem"]["n_test"] == 100
     assert (out / "restored.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

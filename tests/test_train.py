@@ -197,8 +197,8 @@ def test_config_is_dumped_once_and_runs_are_not_overwritten(tmp_path, capsys):
 
 
 def test_x0_parameterization_keeps_its_type_and_grid_training_runs():
-    result = train(model=X0Param(TinyMLP(), SCHEDULE), total_steps=3, grid="quadratic", grid_nfe=20, ot_ode=True,
-                   grad_clip=1.0, lr_warmup_steps=2)
+    result = train(model=X0Param(TinyMLP(), SCHEDULE), total_steps=3, train_grid="quadratic", train_grid_nfe=20,
+                   ot_ode=True, grad_clip=1.0, lr_warmup_steps=2)
     assert isinstance(result.model, X0Param) and isinstance(result.ema, X0Param)
     assert all(math.isfinite(v) for v in result.losses)
 
@@ -218,7 +218,7 @@ def test_x0_parameterization_keeps_its_type_and_grid_training_runs():
     (dict(batch_size=0), "batch_size must be an integer >= 1; got 0"),
     (dict(log_every=0), "log_every must be an integer >= 1; got 0"),
     (dict(betas=(0.9, 1.0)), r"betas\[1\] must be a finite number in \[0, 1\); got 1.0"),
-    (dict(ema_decay=float("nan")), r"EMA decay must lie in \[0, 1\); got nan"),
+    (dict(ema_decay=float("nan")), r"ema_decay must be a finite number in \[0, 1\); got nan"),
     (dict(fingerprint={"variant": object()}), "fingerprint.*JSON-like"),
 ])
 def test_bad_settings_are_refused(bad, error):

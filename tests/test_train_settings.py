@@ -1,6 +1,7 @@
 """TrainSettings: one record for the loop's plain settings, each field checked once; the configs that feed it;
 the atomic-write helper; the checkpoint's own step; dist's collectives in a world of one."""
 
+import dataclasses
 import json
 import math
 
@@ -49,7 +50,7 @@ def test_the_callback_reads_the_learning_rate_of_the_last_step():
     (dict(lr_final=1.5), r"lr_final must be a finite number in \[0, 1\]; got 1.5"),
     (dict(lr_final=float("nan")), "lr_final must be a finite number"),
     (dict(weight_decay=float("inf")), "weight_decay must be a finite number >= 0; got inf"),
-    (dict(ema_rampup=-1.0), "EMA rampup must be a finite number >= 0"),
+    (dict(ema_rampup=-1.0), "ema_rampup must be a finite number >= 0"),
     (dict(keep_checkpoints=0), r"keep_checkpoints must be an integer >= 1 or None \(keep all\); got 0"),
     (dict(callback_every=0), "callback_every must be an int >= 1"),
     (dict(lr_warmup_steps=-1), "lr_warmup_steps must be an integer >= 0; got -1"),
@@ -80,18 +81,55 @@ def test_the_studies_and_full_configs_give_the_loop_their_settings_by_the_same_n
     from pi2sb_lab.experiments.editing import EditConfig
     from pi2sb_lab.experiments.mnist import MNISTConfig
 
-    mnist = MNISTConfig(steps=7, batch_size=8, lr_warmup_steps=3, train_size=64).train_settings(seed=2)
+    mnist = MNISTConfig(total_steps=7, batch_size=8, lr_warmup_steps=3, train_size=64).train_settings(seed=2)
     assert (mnist.total_steps, mnist.batch_size, mnist.lr_warmup_steps, mnist.seed) == (7, 8, 3, 2)
-    assert EditConfig(prior_steps=5).train_settings().total_steps == 5
-    assert BaselineConfig(steps=4, lr=1e-3).train_settings().lr == 1e-3
+    assert EditConfig(total_steps=5).train_settings().total_steps == 5
+    assert BaselineConfig(total_steps=4, lr=1e-3).train_settings().lr == 1e-3
     with pytest.raises(ValueError, match="lr must be a finite number > 0; got nan"):
         MNISTConfig(lr=float("nan"))
-    with pytest.raises(ValueError, match=r"EMA decay must lie in \[0, 1\); got 1.0"):
+    with pytest.raises(ValueError, match=r"ema_decay must be a finite number in \[0, 1\); got 1.0"):
         BaselineConfig(ema_decay=1.0)
     cfg = load_config("estimator", ["lr_warmup_steps=9", "log_every=6", "image_every=4", "ot_ode=true"])
     full = cfg.train_settings(resume=True)
     assert (full.lr_warmup_steps, full.callback_every, full.resume, full.ot_ode) == (9, 2, True, False)
     assert full.total_steps == cfg.total_steps and full.ema_rampup == cfg.ema_rampup
+
+
+def test_one_name_and_one_check_per_training_setting_in_every_config():
+    from full.config import ConfigError, FullConfig, config_from_dict
+    from pi2sb_lab.experiments.baselines import BaselineConfig
+    from pi2sb_lab.experiments.editing import EditConfig
+    from pi2sb_lab.experiments.mnist import MNISTConfig
+    from pi2sb_lab.experiments.twod import BridgeConfig
+    from pi2sb_lab.train_settings import STUDY_FIELDS
+
+    for config in (MNISTConfig, BaselineConfig, EditConfig, BridgeConfig):
+        names = {f.name for f in dataclasses.fields(config)}
+        assert "total_steps" in names and not names & {"steps", "prior_steps", "warmup_steps"}, config.__name__
+        given = {k: getattr(config(), k) for k in STUDY_FIELDS if k in names}
+        settings = config().train_settings()
+        assert all(getattr(settings, k) == v for k, v in given.items()), config.__name__
+        # the one check is TrainSettings': the same words as the record's own, for a study and for full/
+        with pytest.raises(ValueError) as study_err:
+            config(total_steps=0)
+        with pytest.raises(ValueError) as record_err:
+            TrainSettings(total_steps=0)
+        assert str(study_err.value) == str(record_err.value), config.__name__
+    with pytest.raises(ConfigError) as full_err:
+        FullConfig(batch_size=0)
+    with pytest.raises(ValueError) as record_err:
+        TrainSettings(total_steps=1, batch_size=0)
+    assert str(full_err.value) == str(record_err.value)
+    # a config stored under the older names (a run folder's components.pt, a checkpoint) still loads
+    old = MNISTConfig(total_steps=12).as_dict()
+    old["steps"] = old.pop("total_steps")
+    assert MNISTConfig.from_dict(old).total_steps == 12
+    assert EditConfig.from_dict({"prior_steps": 7}).total_steps == 7
+    stored = config_from_dict({"grid_nfe": 3, "grid_images": 2})
+    assert (stored.image_nfe, stored.image_rows) == (3, 2)
+    for bad in ("step_size", "temperature"):  # inf and NaN were accepted before
+        with pytest.raises(ValueError, match=f"{bad} must be a finite number >= 0; got inf"):
+            EditConfig(**{bad: float("inf")})
 
 
 def test_atomic_writes_replace_whole_files_and_leave_no_temp_file(tmp_path):

@@ -21,7 +21,7 @@ from pi2sb_lab.experiments.twod import (
     train_and_restore,
 )
 
-TINY = BridgeConfig(steps=120, batch_size=128, lr=3e-3, nfe=10)
+TINY = BridgeConfig(total_steps=120, batch_size=128, lr=3e-3, nfe=10)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_evaluate_against_direct_formulas(problem, exact):
 def test_fit_is_reproducible_and_restores_thread_count():
     x0 = torch.randn(32, 2, generator=torch.Generator().manual_seed(0))
     x1 = x0 + 1.0
-    config = BridgeConfig(steps=5, batch_size=8)
+    config = BridgeConfig(total_steps=5, batch_size=8)
     before = torch.get_num_threads()
     a, b = (fit_bridge(*fixed_pairs(x0, x1), 2, config, seed=3) for _ in range(2))
     c = fit_bridge(*fixed_pairs(x0, x1), 2, config, seed=4)
@@ -64,7 +64,7 @@ def test_learned_restorer_beats_no_restoration(problem):
 
 @pytest.mark.parametrize("name", ["cat", "res", "noise"])
 def test_every_strategy_runs_end_to_end(problem, name):
-    result = train_and_restore(problem, name, ot_ode=True, seed=1, config=BridgeConfig(steps=3, nfe=3))
+    result = train_and_restore(problem, name, ot_ode=True, seed=1, config=BridgeConfig(total_steps=3, nfe=3))
     assert result.strategy == name and result.restored.shape == (300, 2)
     assert all(math.isfinite(v) for v in result.metrics.as_dict().values())
     assert result.sampled.x0.shape == (300, 4 if name == "cat" else 2)
@@ -75,7 +75,7 @@ def test_ot_ode_limit_learned_sampler_gap_shrinks_like_sqrt_beta(problem):
     OT-ODE's. The injected noise has std ∝ √c, so the gap should fall ~√10 ≈ 3.2× per decade."""
     gaps = []
     for c in (1.0, 0.1, 0.01):
-        config = BridgeConfig(steps=120, batch_size=128, lr=3e-3, nfe=10, beta_scale=c)
+        config = BridgeConfig(total_steps=120, batch_size=128, lr=3e-3, nfe=10, beta_scale=c)
         result = train_and_restore(problem, "origin", seed=0, config=config)
         ode = sample_bridge(result.fitted, problem.test_y, ot_ode=True).x0
         gaps.append((result.restored - ode).norm(dim=1).mean().item())
@@ -94,8 +94,10 @@ def test_bad_input_lists_what_is_accepted(problem):
         check_strategies("origin")
     with pytest.raises(ValueError, match=r"parameterization must be one of \['eps', 'karras', 'x0'\]"):
         BridgeConfig(parameterization="v")
-    with pytest.raises(ValueError, match="steps must be >= 1"):
-        BridgeConfig(steps=0)
+    with pytest.raises(ValueError, match="total_steps must be an integer >= 1"):
+        BridgeConfig(total_steps=0)
+    with pytest.raises(ValueError, match=r"lr_decay must be one of \['constant', 'cosine'\]"):
+        BridgeConfig(lr_decay="linear")
     with pytest.raises(ValueError, match=r"degradation must be one of \['default', 'hard'\]"):
         make_problem(0, degradation="soft")
     with pytest.raises(ValueError, match=r"x0 and x1 must be \(P, D\) pair sets of one shape; got \(4, 2\) and "
@@ -103,7 +105,7 @@ def test_bad_input_lists_what_is_accepted(problem):
         fixed_pairs(torch.zeros(4, 2), torch.zeros(4, 3))
     with pytest.raises(ValueError, match=r"x_t must have shape \(N, 2\); got \(8, 3\)"):
         fit_bridge(torch.zeros(16, 2), lambda x, g: (torch.zeros(8, 3), torch.zeros(8, 3), None), 2,
-                   BridgeConfig(steps=1, batch_size=8))
+                   BridgeConfig(total_steps=1, batch_size=8))
 
 
 def test_summary_means_stds_and_paired_deltas(exact):

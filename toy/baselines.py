@@ -74,7 +74,7 @@ def names_type(check, what: str):
 
 # --------------------------------------------------------------------------- fig8 and table6
 
-QUICK_OPERATORS = dict(steps=12, batch_size=16, lr_warmup_steps=2, train_size=256, eval_size=16, classifier_epochs=1)
+QUICK_OPERATORS = dict(total_steps=12, batch_size=16, lr_warmup_steps=2, train_size=256, eval_size=16, classifier_epochs=1)
 
 
 def add_operator_study(p: argparse.ArgumentParser, *, operators, models, nfes) -> None:
@@ -87,7 +87,8 @@ def add_operator_study(p: argparse.ArgumentParser, *, operators, models, nfes) -
                    metavar="MODEL", help=f"models: i2sb, i2sb-ot, palette, palette-v (default {' '.join(models)})")
     p.add_argument("--nfes", nargs="+", type=positive_int, default=list(nfes),
                    help=f"sampling steps evaluated (default {' '.join(map(str, nfes))})")
-    p.add_argument("--steps", type=positive_int, help=f"training steps per model ({d.steps})")
+    p.add_argument("--total-steps", "--steps", type=positive_int,
+                   help=f"training steps per model ({d.total_steps})")
     p.add_argument("--eval-size", type=positive_int, help=f"held-out test digits scored ({d.eval_size})")
     p.add_argument("--train-size", type=positive_int, help="clean training digits (default: all 4,000)")
     p.add_argument("--net", help=f"U-Net config name ({d.net})")
@@ -122,7 +123,7 @@ def prepare_operator_study(args):
     from pi2sb_lab.experiments import baselines_report as R
 
     settings = dict(QUICK_OPERATORS) if args.quick else {}
-    settings |= {k: getattr(args, k) for k in ("steps", "eval_size", "train_size", "net") if getattr(args, k)}
+    settings |= {k: getattr(args, k) for k in ("total_steps", "eval_size", "train_size", "net") if getattr(args, k)}
     config = B.BaselineConfig(**settings)
     if args.study == "table6" and set(args.models) != {"i2sb", "i2sb-ot"}:
         raise ValueError(f"table6 compares i2sb with i2sb-ot: --models must be exactly those two; got {args.models}")
@@ -139,7 +140,7 @@ def prepare_operator_study(args):
 
 # --------------------------------------------------------------------------- odedit
 
-QUICK_EDIT = dict(prior_steps=12, batch_size=16, lr_warmup_steps=2, train_size=256, eval_size=8, classifier_epochs=1,
+QUICK_EDIT = dict(total_steps=12, batch_size=16, lr_warmup_steps=2, train_size=256, eval_size=8, classifier_epochs=1,
                   sdedit_nfe=4, odedit_nfe=4)
 
 
@@ -162,7 +163,8 @@ def add_odedit(p: argparse.ArgumentParser) -> None:
                    help=f"SDEdit noise levels t0 (default {' '.join(map(str, SDEDIT_T0S))})")
     p.add_argument("--langevin", nargs="+", type=int, default=list(ODEDIT_KS),
                    help=f"ODEdit Langevin updates K per latent (default {' '.join(map(str, ODEDIT_KS))})")
-    p.add_argument("--prior-steps", type=positive_int, help=f"training steps of the VP prior ({d.prior_steps})")
+    p.add_argument("--total-steps", "--prior-steps", type=positive_int,
+                   help=f"training steps of the VP prior ({d.total_steps})")
     p.add_argument("--prediction", choices=["eps", "v"], help=f"the prior's parameterization ({d.prediction})")
     p.add_argument("--step-size", type=float, help=f"ODEdit's Langevin step size ε ({d.step_size})")
     p.add_argument("--temperature", type=float, help=f"ODEdit's temperature T ({d.temperature:.3g})")
@@ -177,7 +179,7 @@ def prepare_odedit(args):
     from pi2sb_lab.experiments import studies_report as R
 
     settings = dict(QUICK_EDIT) if args.quick else {}
-    settings |= {k: getattr(args, k) for k in ("prior_steps", "prediction", "step_size", "temperature", "odedit_nfe",
+    settings |= {k: getattr(args, k) for k in ("total_steps", "prediction", "step_size", "temperature", "odedit_nfe",
                                                "eval_size", "train_size") if getattr(args, k) is not None}
     config = E.EditConfig(**settings)
     setting_list = E.settings_for(args.t0s[:2] if args.quick else args.t0s, args.langevin[:2] if args.quick
@@ -232,7 +234,7 @@ def prepare_budget(args):
     settings |= {k: getattr(args, k) for k in ("eval_size", "nfe") if getattr(args, k) is not None}
     config = MNISTConfig(**settings)
     prior = EditConfig(**{**(dict(QUICK_EDIT) if args.quick else {}),
-                          **({"prior_steps": args.prior_steps} if args.prior_steps else {})})
+                          **({"total_steps": args.prior_steps} if args.prior_steps else {})})
     budgets = [4, 8] if args.quick else sorted(set(args.budgets))
 
     def run(out: Path, progress: bool):
@@ -269,7 +271,7 @@ def prepare_fewstep(args):
     from pi2sb_lab.experiments import fewstep as F
 
     settings = dict(QUICK_OPERATORS) if args.quick else {}
-    settings |= {k: getattr(args, k) for k in ("steps", "eval_size", "train_size", "net") if getattr(args, k)}
+    settings |= {k: getattr(args, k) for k in ("total_steps", "eval_size", "train_size", "net") if getattr(args, k)}
     config = B.BaselineConfig(**settings)
     nfes = [1, 2] if args.quick else sorted(set(args.nfes))
     B.check_operators(args.operators)

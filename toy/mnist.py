@@ -34,7 +34,6 @@ _START = time.perf_counter()
 
 import torch  # noqa: E402
 
-from pi2sb_lab.atomic import write_atomic  # noqa: E402
 from pi2sb_lab.checkpoint import CheckpointMismatchError  # noqa: E402
 from pi2sb_lab.cli import check_out_dir, flag_error, path_arg, seed_value  # noqa: E402
 from pi2sb_lab.data.mnist import MNISTFilesMissingError, check_root  # noqa: E402
@@ -44,10 +43,10 @@ from pi2sb_lab.experiments.mnist_report import write_report  # noqa: E402
 from pi2sb_lab.notebook import resolve_device  # noqa: E402
 
 # --quick: every stage runs, on tiny sizes (the test suite's smoke run).
-QUICK = dict(steps=20, batch_size=16, lr_warmup_steps=2, train_size=256, partners=1, eval_size=32, nfe=4,
+QUICK = dict(total_steps=20, batch_size=16, lr_warmup_steps=2, train_size=256, partners=1, eval_size=32, nfe=4,
              classifier_epochs=1, estimator_steps=20, denoiser_steps=20)
 # Command-line flag -> MNISTConfig field (None on the command line: the default, or --quick's value).
-FIELDS = {"steps": "steps", "batch_size": "batch_size", "lr": "lr", "nfe": "nfe", "eval_size": "eval_size",
+FIELDS = {"total_steps": "total_steps", "batch_size": "batch_size", "lr": "lr", "nfe": "nfe", "eval_size": "eval_size",
           "train_size": "train_size", "partners": "partners", "noise_level": "noise_level", "net": "net",
           "mnist_root": "mnist_root"}
 # The library's parameter name -> the flag that set it (its errors name the parameter; we say the flag).
@@ -71,7 +70,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="training seeds (default: 0; the ≥3-seed table: --seeds 0 1 2)")
     p.add_argument("--variants", nargs="+", type=variant_name, default=list(VARIANTS), metavar="NAME",
                    help=f"variants to run, in this order (default all): {', '.join(VARIANTS)}")
-    p.add_argument("--steps", type=int, help=f"training steps per variant ({d.steps})")
+    p.add_argument("--total-steps", "--steps", type=int, help=f"training steps per variant ({d.total_steps})")
     p.add_argument("--batch-size", type=int, help=f"training batch ({d.batch_size})")
     p.add_argument("--lr", type=float, help=f"AdamW learning rate ({d.lr})")
     p.add_argument("--nfe", type=int, help=f"sampler steps at test time ({d.nfe})")

@@ -6,7 +6,7 @@ summary) and ``restored.png`` (restored points against the truth, first seed)
 to the run folder and prints the table.
 
     python toy/twod.py                       # defaults: 3 seeds, 600 steps, all strategies, OT-ODE off and on
-    python toy/twod.py --seeds 5 --steps 2000 --out runs/twod-long
+    python toy/twod.py --seeds 5 --total-steps 2000 --out runs/twod-long
     python toy/twod.py --strategies origin res --ot-ode off --condition-on-y
 """
 
@@ -41,8 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="toy/twod.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--seeds", type=int_at_least(1), default=3, help="number of seeds, 0 … N−1 (default 3)")
-    p.add_argument("--steps", type=int_at_least(1), default=defaults.steps,
-                   help=f"training steps per run ({defaults.steps})")
+    p.add_argument("--total-steps", "--steps", type=int_at_least(1), default=defaults.total_steps,
+                   help=f"training steps per run ({defaults.total_steps})")
     p.add_argument("--strategies", nargs="+", type=strategy_name, default=list(STRATEGIES),
                    help=f"pseudo-hashing strategies ({' '.join(STRATEGIES)})")
     p.add_argument("--ot-ode", choices=list(OT_ODE), default="both",
@@ -61,9 +61,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     # Everything is checked here, before the run folder exists: a refused run leaves nothing behind.
     try:
-        args.config = BridgeConfig(steps=args.steps, parameterization=args.parameterization, nfe=args.nfe,
+        args.config = BridgeConfig(total_steps=args.total_steps, parameterization=args.parameterization, nfe=args.nfe,
                                    condition_on_y=args.condition_on_y)
-    except ValueError as err:
+    except (ValueError, TypeError) as err:
         p.error(str(err))
     args.out = check_out_dir(p, args.out or Path("runs") / time.strftime("twod-%Y%m%d-%H%M%S"))
     return args

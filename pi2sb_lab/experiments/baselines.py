@@ -91,13 +91,13 @@ def check_models(names: Sequence[str]) -> list[str]:
 
 @dataclasses.dataclass(frozen=True)
 class BaselineConfig(StudyTraining):
-    """Settings shared by every cell. Training: ``steps`` × ``batch_size``, AdamW at ``lr`` with
+    """Settings shared by every cell. Training: ``total_steps`` × ``batch_size``, AdamW at ``lr`` with
     ``lr_warmup_steps``, EMA ``ema_decay``; the bridge's symmetric schedule (``beta_min``, ``beta_max``) and the
     VP schedule (``vp_beta_min``, ``vp_beta_max``); sampling on ``grid``; Palette's ``clip_x0``.
     Data: ``train_size`` clean training digits (None: all 4,000), ``eval_size`` held-out digits."""
 
     net: str = "mnist-fast"
-    steps: int = 200
+    total_steps: int = 200
     batch_size: int = 32
     lr: float = 2e-3
     lr_warmup_steps: int = 20
@@ -113,7 +113,8 @@ class BaselineConfig(StudyTraining):
     classifier_epochs: int = 5
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "eval_size", "classifier_epochs"):
+        self.train_settings()  # total_steps, batch_size, lr, lr_warmup_steps, ema_decay: checked there, once
+        for name in ("eval_size", "classifier_epochs"):
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise ValueError(f"{name} must be an int >= 1; got {value!r}")
@@ -127,7 +128,6 @@ class BaselineConfig(StudyTraining):
         if self.grid not in GRIDS:
             raise ValueError(f"grid must be one of {list(GRIDS)}; got {self.grid!r}")
         check_real("clip_x0", self.clip_x0, low=0, low_open=True)
-        self.train_settings()  # lr, lr_warmup_steps, ema_decay: checked where the loop's settings are
 
 
     def bridge_schedule(self) -> SymmetricSchedule:
@@ -188,7 +188,7 @@ def train_model(kind: ModelKind, operator: str, config: BaselineConfig, *, seed:
         net = dataclasses.replace(recipe, conditioning=get_conditioning("lq")).backbone(seed)
         objective = PaletteObjective(schedule, prediction=kind.prediction)
     settings = config.train_settings(seed=seed, device=str(device), run_dir=run_dir, resume=run_dir is not None,
-                                     log_every=max(1, config.steps // 10), progress=progress)
+                                     log_every=max(1, config.total_steps // 10), progress=progress)
     result = training_loop(settings, model=net, objective=objective, dataset=images, pair_fn=pair_fn,
                            config={"model": kind.name, "operator": operator, "baselines": config.as_dict()})
     return TrainedModel(kind, result.ema.eval(), schedule, list(result.losses), recipe if kind.bridge else None)

@@ -110,7 +110,7 @@ def fig8_figure(study: OperatorStudy, metrics: Sequence[str] = ("accuracy", "fd"
                 ax.set_ylabel(_LABEL[metric], fontsize=9)
     axes[0, 0].legend(fontsize=7)
     fig.suptitle(f"I2SB Fig. 8 on MNIST: I2SB vs Palette across NFE ({len(study.seeds)} seeds, "
-                 f"{study.config.steps} training steps, {study.config.eval_size} test digits)", fontsize=10)
+                 f"{study.config.total_steps} training steps, {study.config.eval_size} test digits)", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -213,7 +213,7 @@ def operator_report(study: OperatorStudy, which: str) -> tuple[str, dict, dict[s
     config = study.config
     tables = "\n\n".join(f"**{_LABEL[m]}** (mean ± std over {len(study.seeds)} seeds)\n\n"
                          f"{metric_table(study, m)}" for m in ("accuracy", "fd", "psnr"))
-    setup = (f"{config.steps} training steps per model (batch {config.batch_size}, {config.net}), "
+    setup = (f"{config.total_steps} training steps per model (batch {config.batch_size}, {config.net}), "
              f"{config.eval_size} held-out digits per operator, seeds {study.seeds}; digit classifier "
              f"accuracy on clean test digits {study.classifier_accuracy:.3f}.")
     if which == "fig8":

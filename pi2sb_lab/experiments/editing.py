@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from .._checks import check_real
 from ..data.mnist import load_mnist
 from ..diffusion import PREDICTIONS, VPObjective, VPSchedule, odedit, sdedit
 from ..metrics import classifier_accuracy, classifier_frechet_distance, psnr
@@ -48,7 +49,7 @@ ODEDIT_KS = (0, 5, 20)
 
 @dataclasses.dataclass(frozen=True)
 class EditConfig(StudyTraining):
-    """Prior: ``prior_steps`` × ``batch_size`` (AdamW ``lr``, warm-up, EMA ``ema_decay``) with ``prediction``
+    """Prior: ``total_steps`` × ``batch_size`` (AdamW ``lr``, warm-up, EMA ``ema_decay``) with ``prediction``
     ("v": see ``diffusion.objective``; "eps": ODEdit's) on the VP schedule. SDEdit: ``sdedit_nfe`` steps for
     t0 = 1, proportionally fewer below. ODEdit: ``odedit_nfe`` uniform DDIM steps up to ``odedit_t_end``,
     Langevin step size ``step_size`` (ε of Alg. 1) and ``temperature`` (T). ``clip_x0`` clips x̂0 in every
@@ -60,10 +61,8 @@ class EditConfig(StudyTraining):
     K·α_top ≈ 9e-3 and 0.035: the paper's regime at K = 5, then 5× it (fewer, larger steps of the same
     Langevin time cost 20× less). T = 1/3 as in the paper."""
 
-    steps_field = "prior_steps"  # the VP prior is what this study trains
-
     net: str = "mnist-fast"
-    prior_steps: int = 1000
+    total_steps: int = 1000              # the VP prior's training (the one network this study trains)
     batch_size: int = 32
     lr: float = 2e-3
     lr_warmup_steps: int = 20
@@ -82,7 +81,8 @@ class EditConfig(StudyTraining):
     temperature: float = 1 / 3
 
     def __post_init__(self) -> None:
-        for name in ("prior_steps", "batch_size", "eval_size", "classifier_epochs", "sdedit_nfe", "odedit_nfe"):
+        self.train_settings()  # total_steps, batch_size, lr, lr_warmup_steps, ema_decay: checked there, once
+        for name in ("eval_size", "classifier_epochs", "sdedit_nfe", "odedit_nfe"):
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise ValueError(f"{name} must be an int >= 1; got {value!r}")
@@ -92,10 +92,11 @@ class EditConfig(StudyTraining):
             raise ValueError(f"net must be one of {sorted(CONFIGS)}; got {self.net!r}")
         if self.prediction not in PREDICTIONS:
             raise ValueError(f"prediction must be one of {list(PREDICTIONS)}; got {self.prediction!r}")
-        if not (0 < self.odedit_t_end <= 1 and self.step_size >= 0 and self.temperature >= 0):
-            raise ValueError(f"need 0 < odedit_t_end <= 1, step_size >= 0, temperature >= 0; got "
-                             f"{self.odedit_t_end}, {self.step_size}, {self.temperature}")
-        self.train_settings()  # lr, lr_warmup_steps, ema_decay: checked where the loop's settings are
+        check_real("odedit_t_end", self.odedit_t_end, low=0, high=1, low_open=True)
+        for name in ("step_size", "temperature"):  # check_real: NaN and inf are never a setting
+            check_real(name, getattr(self, name), low=0)
+        for name in ("vp_beta_min", "vp_beta_max", "clip_x0"):
+            check_real(name, getattr(self, name), low=0, low_open=True)
 
 
     def schedule(self) -> VPSchedule:
@@ -158,7 +159,7 @@ def train_prior(config: EditConfig, *, seed: int, device: str | torch.device = "
     images = load_mnist("train").images
     images = images if config.train_size is None else images[: config.train_size]
     settings = config.train_settings(seed=seed, device=str(device), run_dir=run_dir, resume=run_dir is not None,
-                                     log_every=max(1, config.prior_steps // 10), progress=progress)
+                                     log_every=max(1, config.total_steps // 10), progress=progress)
     result = training_loop(settings, model=seeded(lambda: UNet.from_config(config.net), seed),
                            objective=VPObjective(config.schedule(), prediction=config.prediction), dataset=images,
                            pair_fn=lambda x, g: (x,), config={"prior": config.as_dict()})

@@ -86,7 +86,7 @@ def _train(model: str, operator: str, config: BaselineConfig, *, seed: int, devi
                                         op(x, generator=torch.Generator().manual_seed(0)).y)
         objective = BridgeObjective(bridge)
     settings = config.train_settings(seed=seed, device=str(device), run_dir=run_dir, resume=run_dir is not None,
-                                     log_every=max(1, config.steps // 10), progress=progress)
+                                     log_every=max(1, config.total_steps // 10), progress=progress)
     result = training_loop(settings, model=net, objective=objective, dataset=images, pair_fn=pair_fn,
                            config={"model": model, "operator": operator, "fewstep": config.as_dict()})
     return result.ema.eval(), bridge, list(result.losses), recipe
@@ -280,7 +280,7 @@ def fewstep_json(study: FewStepStudy) -> dict:
 def fewstep_report(study: FewStepStudy) -> tuple[str, dict, dict[str, plt.Figure]]:
     """The run folder of ``toy/baselines.py fewstep``: (results.md's text, results.json, figures)."""
     config = study.config
-    setup = (f"{config.steps} training steps per model (batch {config.batch_size}, {config.net}), "
+    setup = (f"{config.total_steps} training steps per model (batch {config.batch_size}, {config.net}), "
              f"{config.eval_size} held-out digits per operator, seeds {study.seeds}; digit classifier "
              f"accuracy on clean test digits {study.classifier_accuracy:.3f}. Families: {FAMILY_SETTINGS}; "
              f"samplers: {SAMPLERS}; Palette (v-prediction) with DDIM η = 0.")

@@ -137,7 +137,7 @@ def check_variants(names: Sequence[str]) -> list[str]:
 class MNISTConfig(StudyTraining):
     """Every setting of the experiment, the same for all variants. Defaults: ``make demo``'s.
 
-    Bridge: ``net`` (a ``UNet`` config name), ``steps`` × ``batch_size`` with AdamW
+    Bridge: ``net`` (a ``UNet`` config name), ``total_steps`` × ``batch_size`` with AdamW
     at ``lr`` (linear warm-up over ``lr_warmup_steps``), EMA ``ema_decay``; the
     symmetric schedule (``beta_min``, ``beta_max``); sampling with ``nfe`` steps on
     ``grid``. Data: ``train_size`` training digits (None: all 4,000), each degraded
@@ -149,7 +149,7 @@ class MNISTConfig(StudyTraining):
     """
 
     net: str = "mnist-fast"
-    steps: int = 300
+    total_steps: int = 300
     batch_size: int = 32
     lr: float = 2e-3
     lr_warmup_steps: int = 20
@@ -168,8 +168,8 @@ class MNISTConfig(StudyTraining):
     mnist_root: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "nfe", "partners", "eval_size", "classifier_epochs", "estimator_steps",
-                     "denoiser_steps"):
+        self.train_settings()  # total_steps, batch_size, lr, lr_warmup_steps, ema_decay: checked there, once
+        for name in ("nfe", "partners", "eval_size", "classifier_epochs", "estimator_steps", "denoiser_steps"):
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise parameter_error(ValueError, name, f"must be an int >= 1; got {value!r}")
@@ -193,7 +193,6 @@ class MNISTConfig(StudyTraining):
             raise parameter_error(ValueError, "net", f"must be one of {sorted(CONFIGS)}; got {self.net!r}")
         if self.grid not in GRIDS:
             raise parameter_error(ValueError, "grid", f"must be one of {list(GRIDS)}; got {self.grid!r}")
-        self.train_settings()  # lr, lr_warmup_steps, ema_decay: checked where the loop's settings are
 
 
     def schedule(self) -> SymmetricSchedule:
@@ -365,7 +364,7 @@ def train_variant(variant: Variant, components: SeedComponents, config: MNISTCon
     pool = components.pool.to(device)
     result = training_loop(
         config.train_settings(seed=seed, device=str(device), run_dir=run_dir, resume=run_dir is not None,
-                              log_every=max(1, config.steps // 10), progress=progress,
+                              log_every=max(1, config.total_steps // 10), progress=progress,
                               ignore_fingerprint=ignore_fingerprint),
         model=recipe.network(seed),
         schedule=recipe.bridge,

@@ -258,7 +258,7 @@ def edit_report(study: EditStudy, corruptions, severities) -> tuple[str, dict, d
     config = study.config
     verdict = "\n".join(f"- {line}" for line in edit_verdict(study))
     report = (f"# ODEdit Table 1 on MNIST: SDEdit vs ODEdit under unseen corruptions\n\n"
-              f"One VP prior per seed ({config.prior_steps} steps, {config.prediction}-prediction, {config.net}); "
+              f"One VP prior per seed ({config.total_steps} steps, {config.prediction}-prediction, {config.net}); "
               f"{config.eval_size} held-out digits × {len(study.test.conditions)} conditions "
               f"({', '.join(corruptions)} at severities {severities}); seeds {study.seeds}. ODEdit: "
               f"{config.odedit_nfe} uniform DDIM steps to t = {config.odedit_t_end}, Langevin at 4 latents, "
@@ -281,6 +281,6 @@ def budget_report(study: BudgetStudy) -> tuple[str, dict, dict[str, plt.Figure]]
               f"Budgets {study.budgets} steps (batch {config.batch_size}, {config.net}), NFE {config.nfe}, "
               f"{config.eval_size} held-out digits with the mnist32 degradations, seeds {study.seeds}; "
               f"classifier accuracy on clean digits {study.classifier_accuracy:.3f}. Noise-I2SB's DDIM decode: "
-              f"VP prior of {prior.prior_steps} steps, {study.ddim_nfe} DDIM steps.\n\n## Verdict\n\n"
+              f"VP prior of {prior.total_steps} steps, {study.ddim_nfe} DDIM steps.\n\n## Verdict\n\n"
               f"{verdict}\n\n## Tables\n\n{tables}")
     return report, budget_json(study), {"budget.png": budget_figure(study)}

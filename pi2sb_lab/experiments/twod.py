@@ -31,6 +31,7 @@ import torch
 
 from torch.utils.data import Dataset, TensorDataset
 
+from .._checks import check_int, check_real
 from ..conditioning import Conditioning
 from ..counterexample import PairSet, check_symmetric
 from ..data.toy2d import BlindDegradation2D, cluster_accuracy, cluster_centers, clusters, sliced_wasserstein2
@@ -41,6 +42,7 @@ from ..recipe import MLP, Recipe, make_recipe
 from ..sampler import SampleResult, sample
 from ..schedule import GRIDS, SCHEDULES, Schedule, make_schedule
 from ..train import PairFn, training_loop
+from ..train_settings import StudyTraining
 
 __all__ = [
     "single_thread",
@@ -75,10 +77,11 @@ def single_thread() -> Iterator[None]:
 
 
 @dataclasses.dataclass(frozen=True)
-class BridgeConfig:
+class BridgeConfig(StudyTraining):
     """Everything that sets how a 2D bridge is trained and sampled; the same for every strategy.
 
-    ``steps``, ``batch_size``, ``lr``: Adam with a cosine decay to ``lr/10``; ``ema_decay``:
+    ``total_steps``, ``batch_size``, ``lr``: Adam with (``lr_decay``, ``lr_final``) a cosine decay to
+    ``lr/10`` — the training loop's settings of those names, checked there; ``ema_decay``:
     the EMA the sampler uses (0: the last weights — the cosine decay already settles them);
     ``hidden``, ``depth``, ``time_dim``: the ``MLP2D``; ``parameterization``:
     "x0", "eps" or "karras"; ``schedule``: "symmetric" (β_min 0.1, β_max 0.3) or
@@ -88,9 +91,11 @@ class BridgeConfig:
     (concatenated, as I2SB's optional ``cond``), off in the ablation.
     """
 
-    steps: int = 600
+    total_steps: int = 600
     batch_size: int = 256
     lr: float = 2e-3
+    lr_decay: str = "cosine"
+    lr_final: float = 0.1
     hidden: int = 64
     depth: int = 2
     time_dim: int = 32
@@ -104,14 +109,12 @@ class BridgeConfig:
     ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "hidden", "nfe", "time_dim"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
-        if not 0 <= self.ema_decay < 1:
-            raise ValueError(f"ema_decay must lie in [0, 1); got {self.ema_decay}")
-        if self.depth < 0 or not self.lr > 0 or not self.beta_scale > 0 or self.noise_level < 0:
-            raise ValueError(f"need depth >= 0, lr > 0, beta_scale > 0, noise_level >= 0; got depth={self.depth}, "
-                             f"lr={self.lr}, beta_scale={self.beta_scale}, noise_level={self.noise_level}")
+        self.train_settings()  # total_steps, batch_size, lr, lr_decay, lr_final, ema_decay: checked there, once
+        for name in ("hidden", "nfe", "time_dim"):
+            check_int(name, getattr(self, name), low=1)
+        check_int("depth", self.depth, low=0)
+        check_real("beta_scale", self.beta_scale, low=0, low_open=True)
+        check_real("noise_level", self.noise_level, low=0)
         for name, valid in (("parameterization", PARAMETERIZATIONS), ("schedule", SCHEDULES), ("grid", GRIDS)):
             if getattr(self, name) not in valid:
                 raise ValueError(f"{name} must be one of {sorted(valid)}; got {getattr(self, name)!r}")
@@ -182,11 +185,9 @@ def fit_bridge(dataset: Dataset | torch.Tensor, pair_fn: PairFn, bridge: int | R
     with single_thread():
         model = recipe.network(seed)
         start = time.perf_counter()
-        result = training_loop(
-            model=model, schedule=schedule, dataset=dataset,
-            pair_fn=pair_fn, ot_ode=ot_ode, total_steps=config.steps, batch_size=config.batch_size, lr=config.lr,
-            lr_decay="cosine", lr_final=0.1, ema_decay=config.ema_decay, seed=seed, device="cpu",
-            log_every=config.steps, progress=False)
+        settings = config.train_settings(ot_ode=ot_ode, seed=seed, device="cpu", log_every=config.total_steps,
+                                         progress=False)
+        result = training_loop(settings, model=model, schedule=schedule, dataset=dataset, pair_fn=pair_fn)
     return FittedBridge(result.ema.eval(), schedule, ot_ode, config, torch.tensor(result.losses),
                         time.perf_counter() - start)
 
@@ -215,7 +216,7 @@ def learned_map(pairs: PairSet, strategy: PseudoHash, direction: str, *, config:
     """
     if direction not in ("forward", "restore"):
         raise ValueError(f"direction must be one of ['forward', 'restore']; got {direction!r}")
-    config = config or BridgeConfig(steps=400, batch_size=64, lr=3e-3)
+    config = config or BridgeConfig(total_steps=400, batch_size=64, lr=3e-3)
     recipe = bridge_recipe(config, strategy, dim=pairs.x.shape[1])
     check_symmetric(recipe.bridge)
     hashed = recipe.pool_pair_fn(pairs.x.float(), pairs.y.float())

@@ -82,7 +82,7 @@ def _problem(seed: int, n_train: int, n_test: int, degradation: str) -> Blind2DP
 def _run_cell(cell: tuple) -> RunRecord:
     strategy, ot_ode, seed, config, problem_kw = cell
     result = train_and_restore(_problem(seed, **problem_kw), strategy, ot_ode=ot_ode, seed=seed, config=config)
-    tail = max(1, config.steps // 10)
+    tail = max(1, config.total_steps // 10)
     return RunRecord(strategy, ot_ode, seed, result.metrics, result.fitted.seconds,
                      result.fitted.losses[-tail:].mean().item(), result.restored.detach())
 
