@@ -1,8 +1,8 @@
 """P-I2SB's verdict on real images: Table 3's (a) Vanilla, (c) + lq + da, (d) Noise and (e) Cat, on the
 held-out photographs and the LFW faces, several seeds, paired within a seed, on the CPU.
 
-    python full/verdict.py --sets photos --total-steps 2000 --nfe 1 10 --out runs/verdict         # docs/claims.md
-    python full/verdict.py --sets faces --total-steps 500 --nfe 1 10 --out runs/verdict-faces     # (80 faces overfit by 2,000)
+    python full/verdict.py --sets photos --total-steps 2000 --nfe 1 10 --out runs/verdict       # docs/claims.md
+    python full/verdict.py --sets faces --total-steps 500 --nfe 1 10 --out runs/verdict-faces  # 2,000: overfit
     python full/verdict.py --sets faces --variants a-vanilla e-cat --total-steps 50     # a quick look
 
 For each set (``photos``: 32² crops and tiles of pi2sb_lab.data.photos; ``faces``: LFW

@@ -79,7 +79,8 @@ def test_mean_std_and_cells():
 def test_trained_cell_models_restore_the_right_shapes():
     """A few steps of each model kind train and restore (clamped, on the CPU); the bridge at NFE 1 from an
     untrained-ish network stays near y, Palette starts from noise: their distances to y differ."""
-    config = BaselineConfig(total_steps=3, batch_size=8, lr_warmup_steps=0, train_size=64, eval_size=8, classifier_epochs=1)
+    config = BaselineConfig(total_steps=3, batch_size=8, lr_warmup_steps=0, train_size=64, eval_size=8,
+                            classifier_epochs=1)
     test = operator_test_set("sr4x-pool", 8)
     assert MODELS["palette-v"].prediction == "v" and MODELS["i2sb-ot"].ot_ode
     outs = {}

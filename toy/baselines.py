@@ -74,7 +74,8 @@ def names_type(check, what: str):
 
 # --------------------------------------------------------------------------- fig8 and table6
 
-QUICK_OPERATORS = dict(total_steps=12, batch_size=16, lr_warmup_steps=2, train_size=256, eval_size=16, classifier_epochs=1)
+QUICK_OPERATORS = dict(total_steps=12, batch_size=16, lr_warmup_steps=2, train_size=256, eval_size=16,
+                       classifier_epochs=1)
 
 
 def add_operator_study(p: argparse.ArgumentParser, *, operators, models, nfes) -> None:
