@@ -45,12 +45,12 @@ from pi2sb_lab.notebook import resolve_device  # noqa: E402
 # --quick: every stage runs, on tiny sizes (the test suite's smoke run).
 QUICK = dict(total_steps=20, batch_size=16, lr_warmup_steps=2, train_size=256, partners=1, eval_size=32, nfe=4,
              classifier_epochs=1, estimator_steps=20, denoiser_steps=20)
-# Command-line flag -> MNISTConfig field (None on the command line: the default, or --quick's value).
-FIELDS = {"total_steps": "total_steps", "batch_size": "batch_size", "lr": "lr", "nfe": "nfe", "eval_size": "eval_size",
-          "train_size": "train_size", "partners": "partners", "noise_level": "noise_level", "net": "net",
-          "mnist_root": "mnist_root"}
+# The MNISTConfig fields the command line sets, each by the flag of its name (--total-steps for total_steps;
+# None on the command line: the default, or --quick's value).
+FIELDS = ("total_steps", "batch_size", "lr", "nfe", "eval_size", "train_size", "partners", "noise_level", "net",
+          "mnist_root")
 # The library's parameter name -> the flag that set it (its errors name the parameter; we say the flag).
-FLAGS = {field: "--" + flag.replace("_", "-") for flag, field in FIELDS.items()} | {"DEVICE": "--device"}
+FLAGS = {field: "--" + field.replace("_", "-") for field in FIELDS} | {"DEVICE": "--device"}
 
 
 def variant_name(name: str) -> str:
@@ -111,7 +111,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     try:
         args.device = resolve_device(args.device)
         settings = dict(QUICK) if args.quick else {}
-        settings |= {field: getattr(args, flag) for flag, field in FIELDS.items() if getattr(args, flag) is not None}
+        settings |= {field: getattr(args, field) for field in FIELDS if getattr(args, field) is not None}
         args.config = MNISTConfig(**settings)
     except (ValueError, TypeError) as err:
         p.error(flag_error(err, FLAGS))
